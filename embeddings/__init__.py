@@ -1,0 +1,1 @@
+"""Encoders and vector indexes; knows nothing of organisations or the matcher."""

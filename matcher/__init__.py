@@ -1,0 +1,1 @@
+"""Domain of partner-match: organisations, eligibility, complementarity, fairness, ranking."""

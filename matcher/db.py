@@ -1,0 +1,212 @@
+"""Storage: SQLAlchemy 2.0 typed models, engine and unit-of-work sessions, schema migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+ROLES = ("coordinator", "partner", "other")
+ROLE_STRENGTH = {"coordinator": 3, "partner": 2, "other": 1}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, list[dict[str, Any]]: JSON}
+
+
+class Organisation(Base):
+    __tablename__ = "organisation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pic: Mapped[str | None] = mapped_column(String(20), unique=True)
+    oid: Mapped[str | None] = mapped_column(String(20), unique=True)
+    erasmus_code: Mapped[str | None] = mapped_column(String(40), unique=True)
+    name: Mapped[str | None] = mapped_column(String(500))
+    short_name: Mapped[str | None] = mapped_column(String(200))
+    other_names: Mapped[list[str]] = mapped_column(default=list)
+    # normalised name + country: the only key an organisation without PIC/OID has
+    name_key: Mapped[str | None] = mapped_column(String(600), index=True)
+    country: Mapped[str | None] = mapped_column(String(2), index=True)
+    city: Mapped[str | None] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(500))
+    website: Mapped[str | None] = mapped_column(String(500))
+    org_type: Mapped[str | None] = mapped_column(String(300))
+    sector: Mapped[str] = mapped_column(String(32), default="other", index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    sources: Mapped[list[str]] = mapped_column(default=list)
+    # date of the most recent record that set the name: an older record never renames
+    seen_at: Mapped[dt.date | None] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    participations: Mapped[list[Participation]] = relationship(back_populates="organisation")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.short_name or (f"PIC {self.pic}" if self.pic else f"organisation {self.id}")
+
+
+class Project(Base):
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    programme: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str | None] = mapped_column(String(300))
+    call_year: Mapped[int | None] = mapped_column(Integer, index=True)
+    start_date: Mapped[dt.date | None] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    acronym: Mapped[str | None] = mapped_column(String(100))
+    title: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)
+    topics: Mapped[list[str]] = mapped_column(default=list)
+    source: Mapped[str | None] = mapped_column(String(50))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    participations: Mapped[list[Participation]] = relationship(back_populates="project")
+
+    @property
+    def year(self) -> int | None:
+        return self.start_date.year if self.start_date else self.call_year
+
+
+class Participation(Base):
+    __tablename__ = "participation"
+    __table_args__ = (UniqueConstraint("project_id", "organisation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    ec_contribution: Mapped[float | None] = mapped_column(Float)
+
+    project: Mapped[Project] = relationship(back_populates="participations")
+    organisation: Mapped[Organisation] = relationship(back_populates="participations")
+
+
+class ImportRun(Base):
+    __tablename__ = "import_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(1000))
+    format: Mapped[str] = mapped_column(String(30))
+    checksum: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+
+
+class DuplicateCandidate(Base):
+    """Two organisations whose names look alike in one country: for a person to review."""
+
+    __tablename__ = "duplicate_candidate"
+    __table_args__ = (UniqueConstraint("organisation_a_id", "organisation_b_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_a_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    organisation_b_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StoredEmbedding(Base):
+    """One organisation's profile vector, with what it was made from so stale ones are found."""
+
+    __tablename__ = "embedding"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text_version: Mapped[str] = mapped_column(String(20))
+    text_hash: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; a SQLite file's folder is created and foreign keys enforced."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+    return engine
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (a no-op when it is there)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that commits on success and rolls everything back on any error."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+class Database:
+    """An engine plus a session factory, made once per process for one URL."""
+
+    def __init__(self, url: str, migrate: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        if migrate:
+            upgrade_schema(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Any:
+        return unit_of_work(self.sessions)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

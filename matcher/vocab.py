@@ -1,0 +1,158 @@
+"""Reference vocabularies from ``seed_data/vocabularies.json``; country names from pycountry.
+
+Kept in one place so that every importer, rule and page agrees on what a sector or a
+programme country is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pycountry
+
+SEED_DIR = Path(__file__).resolve().parent.parent / "seed_data"
+VOCAB_PATH = SEED_DIR / "vocabularies.json"
+
+
+class UnknownCode(ValueError):
+    """A code that is not in the vocabulary; the message names it."""
+
+
+@cache
+def _vocab() -> dict[str, Any]:
+    with VOCAB_PATH.open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _public(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if not k.startswith("_")}
+
+
+@cache
+def sectors() -> dict[str, str]:
+    """Sector code -> label, in the vocabulary's order."""
+    return _public(_vocab()["sectors"])
+
+
+@cache
+def programme_countries() -> frozenset[str]:
+    pc = _vocab()["programme_countries"]
+    return frozenset(pc["eu_member_states"]) | frozenset(pc["associated_third_countries"])
+
+
+@cache
+def eu_member_states() -> frozenset[str]:
+    return frozenset(_vocab()["programme_countries"]["eu_member_states"])
+
+
+def is_programme_country(code: str | None) -> bool:
+    return code is not None and code in programme_countries()
+
+
+@cache
+def horizontal_priorities() -> dict[str, str]:
+    return _public(_vocab()["horizontal_priorities"])
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    code: str
+    label: str
+    min_organisations: int
+    min_countries: int
+    schools_only: bool
+
+
+@cache
+def actions() -> dict[str, ActionRule]:
+    return {code: ActionRule(code=code, **rule) for code, rule in _public(_vocab()["actions"]).items()}
+
+
+def normalise_country(raw: str | None) -> str | None:
+    """ISO 3166 alpha-2 for a code or a name; ``None`` for empty; UnknownCode otherwise.
+
+    Accepts the EU's own codes (``EL`` for Greece, ``UK`` for the United Kingdom) and
+    ``XK`` (Kosovo), which EU data uses though ISO has not assigned it.
+    """
+    if raw is None:
+        return None
+    value = str(raw).strip()
+    if not value:
+        return None
+    parts = {p.strip() for p in value.split(";") if p.strip()}
+    if len(parts) == 1:  # CORDIS sometimes repeats a value: "FI;FI"
+        value = parts.pop()
+    aliases = _public(_vocab()["country_aliases"])
+    upper = value.upper()
+    if upper in aliases:
+        return aliases[upper]
+    if len(value) == 2 and pycountry.countries.get(alpha_2=upper) is not None:
+        return upper
+    if len(value) == 3:
+        found = pycountry.countries.get(alpha_3=upper)
+        if found is not None:
+            return str(found.alpha_2)
+    if len(value) > 3:
+        try:
+            return str(pycountry.countries.lookup(value).alpha_2)
+        except LookupError:
+            pass
+    raise UnknownCode(f"unknown country code {value!r}")
+
+
+def country_name(code: str | None) -> str:
+    if not code:
+        return "unknown country"
+    extra = _vocab()["extra_countries"]
+    if code in extra:
+        return str(extra[code])
+    found = pycountry.countries.get(alpha_2=code)
+    if found is None:
+        return code
+    return str(getattr(found, "common_name", None) or found.name)
+
+
+def country_choices(codes: frozenset[str] | None = None) -> list[tuple[str, str]]:
+    """(code, name) pairs sorted by name: programme countries first when ``codes`` is None."""
+    chosen = codes if codes is not None else programme_countries()
+    return sorted(((c, country_name(c)) for c in chosen), key=lambda p: p[1])
+
+
+def check_sector(code: str) -> str:
+    if code not in sectors():
+        raise UnknownCode(f"unknown sector {code!r}; expected one of {', '.join(sectors())}")
+    return code
+
+
+def erasmus_type_sector(label: str | None) -> str:
+    """Sector for an Erasmus+ organisation-type label; unknown labels fall back by keyword."""
+    if not label:
+        return "other"
+    clean = " ".join(label.replace("\u2013", "–").split())
+    types = _public(_vocab()["erasmus_plus_organisation_types"])
+    if clean in types:
+        return str(types[clean])
+    lowered = {k.lower(): v for k, v in types.items()}
+    if clean.lower() in lowered:
+        return str(lowered[clean.lower()])
+    for keyword, sector in _public(_vocab()["erasmus_plus_type_keywords"]).items():
+        if keyword in clean.lower():
+            return str(sector)
+    return "other"
+
+
+def cordis_activity(code: str | None) -> tuple[str | None, str]:
+    """(organisation-type label, sector) for a CORDIS activity type such as ``HES``."""
+    if not code:
+        return None, "other"
+    parts = {p.strip() for p in code.split(";") if p.strip()}
+    value = parts.pop() if len(parts) == 1 else code.strip()
+    types = _vocab()["cordis_activity_types"]
+    if value not in types:
+        raise UnknownCode(f"unknown CORDIS activity type {code!r}")
+    entry = types[value]
+    return f"{entry['label']} ({value})", str(entry["sector"])

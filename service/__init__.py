@@ -1,0 +1,1 @@
+"""Flask service of partner-match."""

@@ -1,0 +1,44 @@
+"""Settings from the environment, the same for every command and for the web service."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path
+    database_url: str
+    index_dir: Path
+    secret_key: str | None = None
+    ratelimit_storage_uri: str = "memory://"
+    newcomer_max_projects: int = 0
+    exact_search_max: int = 200_000
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        instance = Path(env.get("PARTNER_MATCH_INSTANCE_DIR") or Path.cwd() / "instance").resolve()
+        return cls(
+            instance_dir=instance,
+            database_url=env.get("PARTNER_MATCH_DATABASE_URL") or f"sqlite:///{instance / 'partner-match.sqlite'}",
+            index_dir=Path(env.get("PARTNER_MATCH_INDEX_DIR") or instance / "index").resolve(),
+            secret_key=env.get("PARTNER_MATCH_SECRET_KEY") or None,
+            ratelimit_storage_uri=env.get("PARTNER_MATCH_RATELIMIT_STORAGE_URI") or "memory://",
+            newcomer_max_projects=_int(env, "PARTNER_MATCH_NEWCOMER_MAX_PROJECTS", 0),
+            exact_search_max=_int(env, "PARTNER_MATCH_EXACT_SEARCH_MAX", 200_000),
+        )
