@@ -1,0 +1,83 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when configured), real data, CLI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import MetaData
+
+from matcher.db import Database, make_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+PG_URL = os.environ.get("PARTNER_MATCH_TEST_DATABASE_URL")
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data; skips with a reason where it is absent (fails under CI)."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        message = f"real data not found at {path} (a clone without ../shared)"
+        if os.environ.get("PARTNER_MATCH_REQUIRE_SHARED"):
+            pytest.fail(message + "; PARTNER_MATCH_REQUIRE_SHARED is set")
+        pytest.skip(message)
+    return path
+
+
+def _wipe(url: str) -> None:
+    engine = make_engine(url)
+    meta = MetaData()
+    meta.reflect(engine)
+    meta.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite'}"
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need PARTNER_MATCH_TEST_DATABASE_URL (set by .ci/run)")
+    _wipe(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.sqlite'}"
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url: str) -> Iterator[Database]:
+    database = Database(sqlite_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for CLI runs against a fresh SQLite file and index folder."""
+    env = {
+        "PARTNER_MATCH_INSTANCE_DIR": str(tmp_path / "instance"),
+        "PARTNER_MATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'instance' / 'cli.sqlite'}",
+        "PARTNER_MATCH_INDEX_DIR": str(tmp_path / "instance" / "index"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()

@@ -1,0 +1,94 @@
+"""Demo data, stats, newcomer rule, configuration and the import/stats commands."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from itertools import combinations
+from pathlib import Path
+
+from sqlalchemy import select
+
+from matcher import importers, vocab
+from matcher.db import Database, Organisation, Participation
+from matcher.newcomer import Experience, NewcomerRule, experience_of, experience_table
+from matcher.registry import participation_counts
+from service.cli import main
+from service.config import Settings
+
+DEMO = Path(__file__).resolve().parent.parent / "seed_data" / "demo"
+
+
+def load_demo(db: Database) -> None:
+    with db.session() as s:
+        for name in ("projects.csv", "organisations.csv"):
+            summary = importers.import_path(s, DEMO / name, progress=False)
+            assert summary.problems == []
+
+
+def test_demo_data_meets_its_promise(sqlite_db: Database) -> None:
+    load_demo(sqlite_db)
+    with sqlite_db.session() as s:
+        orgs = s.scalars(select(Organisation)).all()
+        counts = participation_counts(s)
+        pairs: Counter[tuple[int, int]] = Counter()
+        by_project: dict[int, list[int]] = {}
+        for project_id, org_id in s.execute(select(Participation.project_id, Participation.organisation_id)):
+            by_project.setdefault(project_id, []).append(org_id)
+    assert len(orgs) >= 300
+    assert len({o.country for o in orgs}) >= 30
+    assert {o.sector for o in orgs} == set(vocab.sectors())
+    assert len(by_project) >= 120
+    newcomers = [o for o in orgs if counts.get(o.id, 0) == 0]
+    assert len(newcomers) >= 0.4 * len(orgs)
+    assert all(o.description for o in newcomers)
+    for members in by_project.values():
+        pairs.update(combinations(sorted(members), 2))
+    assert pairs.most_common(1)[0][1] >= 3  # clusters of repeat partners
+    assert all(o.website and o.website.endswith(".example") for o in orgs)  # clearly fictitious
+
+
+def test_newcomer_rule_and_experience(sqlite_db: Database) -> None:
+    assert NewcomerRule().is_newcomer(Experience(projects=0))
+    assert not NewcomerRule().is_newcomer(Experience(projects=1))
+    assert NewcomerRule(max_projects=2).is_newcomer(2)
+    load_demo(sqlite_db)
+    with sqlite_db.session() as s:
+        table = experience_table(s)
+        busiest = max(table, key=lambda k: table[k].projects)
+        exp = experience_of(s, busiest)
+        assert exp == table[busiest]
+        assert exp.projects >= 3 and exp.partners >= 2 and exp.first_year <= exp.last_year
+        early = experience_table(s, before_year=2018)
+        assert all(early[k].projects <= table[k].projects for k in early)
+        assert sum(e.projects for e in early.values()) < sum(e.projects for e in table.values())
+
+
+def test_settings_from_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env({"PARTNER_MATCH_INSTANCE_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'partner-match.sqlite'}"
+    assert settings.index_dir == tmp_path / "index"
+    custom = Settings.from_env({"PARTNER_MATCH_DATABASE_URL": "postgresql+psycopg://x/y",
+                                "PARTNER_MATCH_INDEX_DIR": str(tmp_path / "idx")})
+    assert custom.database_url == "postgresql+psycopg://x/y" and custom.index_dir == tmp_path / "idx"
+
+
+def test_country_vocabulary() -> None:
+    assert vocab.normalise_country("EL") == "GR" and vocab.normalise_country("UK") == "GB"
+    assert vocab.normalise_country("FI;FI") == "FI" and vocab.normalise_country("Germany") == "DE"
+    assert vocab.normalise_country("") is None
+    assert vocab.is_programme_country("TR") and not vocab.is_programme_country("GB")
+    assert vocab.country_name("GR") == "Greece"
+    assert vocab.erasmus_type_sector("Something about Vocational training") == "vet"
+
+
+def test_cli_import_and_stats(runner, cli_env) -> None:
+    result = runner.invoke(main, ["import", "--quiet", str(DEMO / "projects.csv"), str(DEMO / "organisations.csv")])
+    assert result.exit_code == 0, result.output
+    assert "140 rows read" in result.output and "140 created" in result.output
+    result = runner.invoke(main, ["stats", "--json"])
+    data = json.loads(result.output)
+    assert data["projects"] == 140 and data["organisations"] >= 300
+    assert data["newcomers"] >= 0.4 * data["organisations"]
+    assert {"organisations", "projects", "participations", "newcomers", "by_source", "by_sector"} <= set(data)
+    assert Path(cli_env["PARTNER_MATCH_DATABASE_URL"].removeprefix("sqlite:///")).exists()
