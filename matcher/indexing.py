@@ -1,0 +1,114 @@
+"""Index builds: embed only what changed, keep every vector with its provenance, swap atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+from tqdm import tqdm
+
+from embeddings.encoders import Encoder
+from embeddings.index import IndexRefused, IndexStore
+from matcher.db import Database, StoredEmbedding, utcnow
+from matcher.profiles import TEXT_VERSION, load_sources, profile_text, text_hash
+
+
+@dataclass
+class BuildSummary:
+    embedded: int
+    reused: int
+    total: int
+    version: str
+    swapped: bool
+    model_id: str
+    text_version: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def current_texts(db: Database, encoder: Encoder, progress: bool = False) -> dict[int, str]:
+    with db.session() as session:
+        sources = load_sources(session)
+    return {org_id: profile_text(src, encoder.truncate)
+            for org_id, src in tqdm(sorted(sources.items()), desc="profiles", unit=" orgs", disable=not progress,
+                                    leave=False)}
+
+
+def data_checksum(hashes: dict[int, str]) -> str:
+    digest = hashlib.sha256()
+    for org_id in sorted(hashes):
+        digest.update(f"{org_id}:{hashes[org_id]}\n".encode())
+    return digest.hexdigest()
+
+
+def build_index(db: Database, encoder: Encoder, store: IndexStore, progress: bool = True,
+                batch_size: int = 64) -> BuildSummary:
+    """Embed organisations whose profile text changed, then write and switch to a new version."""
+    started = time.perf_counter()
+    texts = current_texts(db, encoder, progress)
+    hashes = {org_id: text_hash(t) for org_id, t in texts.items()}
+    with db.session() as session:
+        stored = dict(session.execute(
+            select(StoredEmbedding.organisation_id, StoredEmbedding.text_hash)
+            .where(StoredEmbedding.model_id == encoder.model_id)).all())
+    todo = sorted(org_id for org_id, h in hashes.items() if stored.get(org_id) != h)
+    if todo:
+        vectors = encoder.encode_documents([texts[i] for i in todo], batch_size=batch_size, progress=progress)
+        with db.session() as session:
+            for start in range(0, len(todo), 2000):
+                chunk = todo[start:start + 2000]
+                session.execute(delete(StoredEmbedding).where(StoredEmbedding.model_id == encoder.model_id,
+                                                              StoredEmbedding.organisation_id.in_(chunk)))
+                session.execute(insert(StoredEmbedding), [
+                    {"organisation_id": org_id, "model_id": encoder.model_id, "text_version": TEXT_VERSION,
+                     "text_hash": hashes[org_id], "vector": vectors[start + j].tobytes(), "updated_at": utcnow()}
+                    for j, org_id in enumerate(chunk)])
+    checksum = data_checksum(hashes)
+    current = store.current_name()
+    if not todo and current is not None:
+        try:
+            manifest = store.load(current, encoder.model_id, exact_max=1 << 62).manifest
+            if manifest.data_checksum == checksum and manifest.text_version == TEXT_VERSION:
+                return BuildSummary(0, len(texts), len(texts), current, False, encoder.model_id, TEXT_VERSION,
+                                    round(time.perf_counter() - started, 2))
+        except IndexRefused:
+            pass  # the current version is unusable: write a fresh one
+    ids = np.array(sorted(hashes), dtype=np.int64)
+    matrix = np.zeros((len(ids), encoder.dimension), dtype=np.float32)
+    position = {int(org_id): p for p, org_id in enumerate(ids)}
+    with db.session() as session:
+        rows = session.execute(select(StoredEmbedding.organisation_id, StoredEmbedding.vector)
+                               .where(StoredEmbedding.model_id == encoder.model_id))
+        for org_id, blob in rows:
+            if org_id in position:
+                matrix[position[org_id]] = np.frombuffer(blob, dtype=np.float32)
+    manifest = store.write(ids, matrix, encoder.model_id, TEXT_VERSION, checksum)
+    store.switch(manifest.version, encoder.model_id)
+    return BuildSummary(len(todo), len(texts) - len(todo), len(texts), manifest.version, True, encoder.model_id,
+                        TEXT_VERSION, round(time.perf_counter() - started, 2))
+
+
+def index_status(db: Database, encoder: Encoder, store: IndexStore) -> dict[str, Any]:
+    """Versions on disk, which serves, and whether it is stale against the database."""
+    texts = current_texts(db, encoder)
+    checksum = data_checksum({i: text_hash(t) for i, t in texts.items()})
+    current = store.current_name()
+    versions = []
+    for name in store.versions():
+        entry: dict[str, Any] = {"version": name, "current": name == current}
+        try:
+            manifest = store.load(name, encoder.model_id, exact_max=1 << 62).manifest
+            entry.update(count=manifest.count, model_id=manifest.model_id, text_version=manifest.text_version,
+                         built_at=manifest.built_at, stale=manifest.data_checksum != checksum, ok=True)
+        except IndexRefused as exc:
+            entry.update(ok=False, error=str(exc))
+        versions.append(entry)
+    serving = next((v for v in versions if v["current"]), None)
+    return {"current": current, "organisations": len(texts), "model_id": encoder.model_id,
+            "stale": None if serving is None or not serving.get("ok") else serving["stale"], "versions": versions}
