@@ -1,0 +1,227 @@
+"""Embeddings and vector index: offline encoder, incremental builds, filters, ANN recall, swaps."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from embeddings.encoders import MINILM_ID, HashingEncoder, SentenceTransformerEncoder, load_encoder, minilm_path
+from embeddings.index import ExactSearch, IndexRefused, IndexStore, IVFSearch, LiveIndex, LoadedIndex
+from matcher import importers
+from matcher.db import Database, Organisation
+from matcher.indexing import build_index
+from service.cli import main
+from tests.conftest import shared_path
+
+DEMO = Path(__file__).resolve().parent.parent / "seed_data" / "demo"
+
+
+def unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    m = rng.standard_normal((n, d)).astype(np.float32)
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def test_minilm_loads_offline_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    encoder = SentenceTransformerEncoder(minilm_path(), MINILM_ID)
+    docs = encoder.encode_documents(["Vocational school for welding apprentices", "University of Oslo"])
+    assert docs.shape == (2, 384) and docs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-5)
+    query = encoder.encode_queries(["training welders"])[0]
+    assert query @ docs[0] > query @ docs[1]
+    assert len(encoder.truncate("word " * 2000).split()) <= encoder.max_tokens
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 300), k=st.integers(1, 40), seed=st.integers(0, 10_000), share=st.floats(0.0, 1.0))
+def test_exact_search_is_brute_force_and_filters_hold(n: int, k: int, seed: int, share: float) -> None:
+    rng = np.random.default_rng(seed)
+    vectors = unit_rows(rng, n, 16)
+    ids = rng.permutation(10 * n)[:n].astype(np.int64)
+    loaded = LoadedIndex(_manifest(n, 16), ids, vectors)
+    query = unit_rows(rng, 1, 16)[0]
+    hits = loaded.search(query, k)
+    brute = np.argsort(-(vectors @ query), kind="stable")[: min(k, n)]
+    assert [h.id for h in hits] == ids[brute].tolist() or np.allclose(
+        [h.score for h in hits], (vectors @ query)[brute], atol=1e-6)
+    allowed = {int(i) for i in ids if rng.random() < share}
+    filtered = loaded.search(query, k, allowed)
+    assert {h.id for h in filtered} <= allowed
+    assert len(filtered) == min(k, len(allowed))
+    expected = sorted(((float(vectors[loaded.positions[i]] @ query)) for i in allowed), reverse=True)[:k]
+    assert np.allclose([h.score for h in filtered], expected, atol=1e-6)
+
+
+def _manifest(n: int, d: int, model: str = "m"):  # type: ignore[no-untyped-def]
+    from embeddings.index import Manifest
+
+    return Manifest("v", model, d, n, "p1", "x", "y", "now")
+
+
+def test_ivf_filters_inside_the_search() -> None:
+    rng = np.random.default_rng(3)
+    vectors = unit_rows(rng, 20_000, 32)
+    ivf = IVFSearch(vectors)
+    recall = ivf.tune(vectors[rng.choice(20_000, 100, replace=False)] + 0.01)
+    assert recall >= 0.95
+    rows = np.sort(rng.choice(20_000, 5_000, replace=False))
+    positions, _ = ivf.search(vectors[0], 10, rows)
+    assert len(positions) == 10 and set(positions.tolist()) <= set(rows.tolist())
+
+
+def load(db: Database, *paths: Path) -> None:
+    for path in paths:
+        with db.session() as s:
+            importers.import_path(s, path, progress=False)
+
+
+@pytest.fixture(scope="module")
+def cordis_index(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """cordis-2014 indexed once with the real model, shared by the slow tests below."""
+    folder = tmp_path_factory.mktemp("cordis-index")
+    db = Database(f"sqlite:///{folder / 'db.sqlite'}")
+    load(db, shared_path("cordis-2014"))
+    store = IndexStore(folder / "index")
+    first = build_index(db, load_encoder(), store, progress=False)
+    yield db, store, first
+    db.dispose()
+
+
+@pytest.mark.slow
+def test_incremental_builds_on_cordis_2014(cordis_index) -> None:  # type: ignore[no-untyped-def]
+    db, store, first = cordis_index
+    assert first.embedded == 5752 and first.total == 5752
+    second = build_index(db, load_encoder(), store, progress=False)
+    assert second.embedded == 0 and second.reused == 5752 and not second.swapped
+    with db.session() as s:
+        org = s.scalars(select(Organisation).where(Organisation.name.is_not(None)).limit(1)).one()
+        org.description = "Now also runs summer schools on robotics for secondary pupils."
+    third = build_index(db, load_encoder(), store, progress=False)
+    assert third.embedded == 1 and third.swapped and third.version != first.version
+    assert store.current_name() == third.version
+
+
+@pytest.mark.slow
+def test_ann_recall_on_real_embeddings(cordis_index) -> None:  # type: ignore[no-untyped-def]
+    _, store, _ = cordis_index
+    loaded = store.load(store.current_name(), MINILM_ID)
+    vectors = loaded.vectors
+    encoder = load_encoder()
+    queries = encoder.encode_queries([
+        "robotics for manufacturing", "clinical trials in rare diseases", "climate change adaptation in cities",
+        "marine biology and fisheries", "quantum computing hardware", "teacher training in digital skills",
+        "solar energy materials", "food safety and nutrition", "migration and social inclusion",
+        "battery recycling", "neuroscience of memory", "cyber security for small companies",
+    ])
+    rng = np.random.default_rng(0)
+    queries = np.vstack([queries, vectors[rng.choice(len(vectors), 188, replace=False)]])
+    ivf = IVFSearch(vectors)
+    tune_recall = ivf.tune(vectors[rng.choice(len(vectors), 200, replace=False)])
+    exact = ExactSearch(vectors)
+    recall = np.mean([len(set(exact.search(q, 10)[0]) & set(ivf.search(q, 10)[0])) / 10 for q in queries])
+    assert tune_recall >= 0.95 and recall >= 0.95, (tune_recall, recall, ivf.nprobe, ivf.nlist)
+    # the service path: a LoadedIndex above its exact limit answers through IVF
+    big = store.load(store.current_name(), MINILM_ID, exact_max=1000)
+    assert isinstance(big.searcher, IVFSearch)
+    hits = big.search(queries[0], 10, allowed_ids=set(big.ids[:2000].tolist()))
+    assert len(hits) == 10 and {h.id for h in hits} <= set(big.ids[:2000].tolist())
+
+
+def test_swap_under_load_and_refusals(sqlite_db: Database, tmp_path: Path) -> None:
+    load(sqlite_db, DEMO / "projects.csv", DEMO / "organisations.csv")
+    encoder = HashingEncoder()
+    store = IndexStore(tmp_path / "index")
+    first = build_index(sqlite_db, encoder, store, progress=False)
+    live = LiveIndex(store, encoder.model_id, check_every=0.0)
+    query = encoder.encode_queries(["inclusive education for migrants"])[0]
+    assert live.get().version == first.version
+    errors: list[BaseException] = []
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                current = live.get()
+                assert current is not None and len(current.search(query, 5)) == 5
+                seen.add(current.version)
+            except BaseException as exc:  # noqa: BLE001 - the test wants any failure
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    with sqlite_db.session() as s:
+        org = s.scalars(select(Organisation).limit(1)).one()
+        org.description = "A brand new description about marine robotics."
+    time.sleep(0.05)
+    second = build_index(sqlite_db, encoder, store, progress=False)
+    deadline = time.monotonic() + 5
+    while live.get().version != second.version and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    stop.set()
+    thread.join()
+    assert errors == []
+    assert second.embedded == 1 and live.get().version == second.version
+    assert seen == {first.version, second.version}
+    assert store.previous() == first.version  # kept for rollback
+
+    # a corrupted version is refused by switch() and by a live process; the old one keeps serving
+    bad = store.write(np.array([1, 2]), np.eye(2, encoder.dimension, dtype=np.float32), encoder.model_id, "p1", "c")
+    (store.versions_dir / bad.version / "vectors.npy").write_bytes(b"garbage")
+    with pytest.raises(IndexRefused, match="does not match its manifest checksum"):
+        store.switch(bad.version, encoder.model_id)
+    assert store.current_name() == second.version
+    (store.root / "CURRENT").write_text(bad.version)  # as if someone forced it
+    assert live.get().version == second.version
+    assert "does not match its manifest checksum" in (live.last_error or "")
+    other = store.write(np.array([1]), np.ones((1, 8), np.float32) / np.sqrt(8), "another-model", "p1", "d")
+    with pytest.raises(IndexRefused, match="built with model 'another-model'"):
+        store.switch(other.version, encoder.model_id)
+    manifest_path = store.versions_dir / other.version / "manifest.json"
+    data = json.loads(manifest_path.read_text())
+    data["count"] = 5
+    data["model_id"] = encoder.model_id
+    manifest_path.write_text(json.dumps(data))
+    with pytest.raises(IndexRefused, match="manifest says 5"):
+        store.switch(other.version, encoder.model_id)
+
+
+def test_index_commands(runner, cli_env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
+    assert runner.invoke(main, ["search", "robots"]).exit_code != 0  # no index yet: a clear error
+    runner.invoke(main, ["import", "--quiet", str(DEMO / "projects.csv"), str(DEMO / "organisations.csv")])
+    result = runner.invoke(main, ["index", "build", "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    built = json.loads(result.output)
+    assert built["embedded"] == built["total"] >= 300 and built["reused"] == 0 and built["version"]
+    again = json.loads(runner.invoke(main, ["index", "build", "--json", "--quiet"]).output)
+    assert again["embedded"] == 0 and again["version"] == built["version"]
+    result = runner.invoke(main, ["search", "youth participation in local democracy", "--country", "PL",
+                                  "--sector", "youth", "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows and all(r["country"] == "PL" and r["sector"] == "youth" for r in rows)
+    assert {"id", "name", "country", "sector", "score"} <= set(rows[0])
+    bad = runner.invoke(main, ["search", "x", "--country", "XX"])
+    assert bad.exit_code == 2 and "unknown country code 'XX'" in bad.output
+    status = json.loads(runner.invoke(main, ["index", "status", "--json"]).output)
+    assert status["current"] == built["version"] and status["stale"] is False
+    rollback = runner.invoke(main, ["index", "rollback"])
+    assert rollback.exit_code != 0 and "no earlier index version" in rollback.output
