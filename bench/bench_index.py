@@ -54,7 +54,7 @@ def main() -> None:
 
     reps = 50 if args.quick else 200
     encoder = load_encoder()
-    q = encoder.encode_queries(["warmup"])
+    encoder.encode_queries(["warmup"])
     p50, p99 = pct(timed(lambda: encoder.encode_queries(["vocational training for welders in Norway"]), reps))
     print(f"query encode: p50 {p50:.2f} ms  p99 {p99:.2f} ms")
 
@@ -83,7 +83,6 @@ def main() -> None:
         print(f"  faiss flat:   p50 {f50:.2f} ms  p99 {f99:.2f} ms   (numpy/faiss p50 ratio {e50 / f50:.2f})")
         print(f"  IVF (nlist {ivf.nlist}, nprobe {ivf.nprobe}): p50 {a50:.2f} ms  p99 {a99:.2f} ms  "
               f"recall@10 {recall:.3f}  build {build:.1f} s  (exact/IVF p50 ratio {e50 / a50:.1f})")
-        del vectors, flat, ivf, exact
 
     shared = ROOT.parent / "shared" / "data" / "cordis-2014"
     if shared.exists():
