@@ -218,3 +218,26 @@ def search(ctx: Context, text: str, country: tuple[str, ...], sector: tuple[str,
         return
     for r in results:
         click.echo(f"{r['score']:.3f}  {r['name']}  ({r['country'] or '??'}, {r['sector']})  #{r['id']}")
+
+
+@main.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--protocol", type=click.Choice(["time", "loo"]), default="time", show_default=True)
+@click.option("--test-from-year", type=int, help="First year of test projects (time protocol).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
+@click.option("--limit", type=int, help="Evaluate only the first N queries (for a quick look).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@pass_ctx
+def evaluate(ctx: Context, data: tuple[Path, ...], protocol: str, test_from_year: int | None,
+             json_out: Path | None, limit: int | None, quiet: bool) -> None:
+    """Measure how often the matcher finds the partner real CORDIS consortia chose."""
+    from matcher.evaluation import evaluate as run_evaluation
+    from matcher.evaluation import format_table
+
+    if protocol == "time" and test_from_year is None:
+        raise click.BadParameter("required with --protocol time", param_hint="--test-from-year")
+    report = run_evaluation(list(data), protocol, test_from_year, _encoder(ctx), progress=not quiet, limit=limit)
+    click.echo(format_table(report))
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=2))
+        click.echo(f"report written to {json_out}")

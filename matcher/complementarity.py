@@ -1,0 +1,50 @@
+"""What a candidate adds to a consortium: a missing sector, a wanted type, a needed country.
+
+A candidate that only repeats what the consortium has (same sector in a country already
+present) is discounted; one that closes an eligibility gap or a wanted sector is favoured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from matcher import vocab
+
+
+@dataclass(frozen=True)
+class ComplementarityConfig:
+    adds_wanted_sector: float = 0.3
+    adds_sector: float = 0.05
+    adds_needed_country: float = 0.3
+    repeats: float = -0.1
+
+
+@dataclass
+class Gains:
+    adds_wanted_sector: np.ndarray
+    adds_sector: np.ndarray
+    adds_needed_country: np.ndarray
+    repeats: np.ndarray
+
+    def bonus(self, config: ComplementarityConfig) -> np.ndarray:
+        return (config.adds_wanted_sector * self.adds_wanted_sector + config.adds_sector * self.adds_sector
+                + config.adds_needed_country * self.adds_needed_country + config.repeats * self.repeats)
+
+
+def gains(countries: np.ndarray, sectors: np.ndarray, members: Sequence[int], wanted_sectors: Sequence[str],
+          countries_needed: int) -> Gains:
+    """Per-organisation gains for the consortium ``members`` (positions into the arrays)."""
+    have_sectors = {str(sectors[i]) for i in members}
+    have_countries = {str(countries[i]) for i in members}
+    missing_wanted = [s for s in wanted_sectors if s not in have_sectors]
+    is_programme = np.isin(countries, sorted(vocab.programme_countries()))
+    new_country = ~np.isin(countries, sorted(have_countries))
+    adds_wanted = np.isin(sectors, missing_wanted) if missing_wanted else np.zeros(len(sectors), dtype=bool)
+    adds_sector = ~np.isin(sectors, sorted(have_sectors))
+    needed = (is_programme & new_country) if countries_needed > 0 else np.zeros(len(sectors), dtype=bool)
+    repeats = ~adds_sector & ~new_country
+    return Gains(adds_wanted.astype(np.float32), adds_sector.astype(np.float32), needed.astype(np.float32),
+                 repeats.astype(np.float32))

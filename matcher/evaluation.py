@@ -1,0 +1,274 @@
+"""Offline evaluation on real consortia: how often is the partner a consortium really chose found?
+
+Protocol (see README): hide one non-coordinator member of each test project, query with the
+project's text, its coordinator as applicant and the other members as chosen partners, and
+rank every other organisation. ``time`` uses only projects that started before the test
+project's year; ``loo`` uses every other project and scores repeat participants only.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sqlalchemy import select
+from tqdm import tqdm
+
+from embeddings.encoders import Encoder
+from matcher import importers
+from matcher.db import Database, Organisation, Participation, Project
+from matcher.fairness import FairConfig
+from matcher.ranking import History, ScoreConfig, fair_top, features, rank, score
+
+METHODS = ("random", "popularity", "country_popularity", "tfidf", "embedding", "matcher_no_fairness", "matcher")
+CUTOFF = 1000
+
+
+@dataclass
+class Query:
+    project: int                  # position in History
+    identifier: str
+    year: int
+    text: str
+    known: list[int]              # positions: coordinator first
+    hidden: int
+
+
+@dataclass
+class MethodResult:
+    ranks: list[int] = field(default_factory=list)        # 0 when not in the top CUTOFF
+    newcomer_flags: list[bool] = field(default_factory=list)
+    exposure: list[float] = field(default_factory=list)
+    shown: set[int] = field(default_factory=set)
+
+    def metrics(self, pool_size: int, with_exposure: bool) -> dict[str, Any]:
+        ranks = np.array(self.ranks)
+        new = np.array(self.newcomer_flags, dtype=bool)
+
+        def recall(sel: np.ndarray, k: int) -> float:
+            return float(np.mean((ranks[sel] > 0) & (ranks[sel] <= k))) if sel.any() else 0.0
+
+        everyone = np.ones(len(ranks), dtype=bool)
+        mrr = float(np.mean(np.where(ranks > 0, 1.0 / np.maximum(ranks, 1), 0.0))) if len(ranks) else 0.0
+        return {
+            "recall@10": round(recall(everyone, 10), 4), "recall@50": round(recall(everyone, 50), 4),
+            "mrr": round(mrr, 4), "recall@10_newcomer": round(recall(new, 10), 4),
+            "recall@10_repeat": round(recall(~new, 10), 4), "newcomers": int(new.sum()),
+            "repeats": int((~new).sum()),
+            "newcomer_exposure@10": round(float(np.mean(self.exposure)), 4) if with_exposure else None,
+            "coverage@10": round(len(self.shown) / max(pool_size, 1), 4),
+        }
+
+
+def load_data(paths: Sequence[Path], db: Database, progress: bool) -> None:
+    for path in paths:
+        with db.session() as session:
+            importers.import_path(session, Path(path), "cordis", progress=progress)
+
+
+def project_texts(db: Database, history: History) -> list[str]:
+    texts = [""] * len(history.project_ids)
+    with db.session() as session:
+        for pid, title, topics, summary in session.execute(
+                select(Project.id, Project.title, Project.topics, Project.summary)):
+            parts = [title or "", " ".join(topics or []) if title or summary else "", summary or ""]
+            texts[history.project_position[pid]] = " ".join(p for p in parts if p).strip()
+    return texts
+
+
+def build_queries(db: Database, history: History, protocol: str, test_from_year: int | None) -> list[Query]:
+    with db.session() as session:
+        pics = dict(session.execute(select(Organisation.id, Organisation.pic)).all())
+        members: dict[int, list[tuple[int, str]]] = {}
+        for pid, oid, role in session.execute(
+                select(Participation.project_id, Participation.organisation_id, Participation.role)):
+            if role != "other":
+                members.setdefault(pid, []).append((oid, role))
+        identifiers = dict(session.execute(select(Project.id, Project.identifier)).all())
+    texts = project_texts(db, history)
+    queries = []
+    for pid in sorted(members, key=lambda p: identifiers[p]):
+        team = members[pid]
+        coordinators = [o for o, r in team if r == "coordinator"]
+        if not 3 <= len(team) <= 20 or len(coordinators) != 1:
+            continue
+        ppos = history.project_position[pid]
+        year = int(history.project_years[ppos])
+        if protocol == "time" and (year < 0 or test_from_year is None or year < test_from_year):
+            continue
+        ident = identifiers[pid]
+        seed: int | str = int(ident) if ident.isdigit() else ident
+        others = sorted((o for o, r in team if r != "coordinator"), key=lambda o: _pic_key(pics.get(o), o))
+        hidden = random.Random(seed).choice(others)
+        if protocol == "loo" and history.incidence[history.org_position[hidden]].nnz < 2:
+            continue  # a hidden member with no other project would give the answer away
+        known = [coordinators[0]] + [o for o in others if o != hidden]
+        queries.append(Query(ppos, ident, year, texts[ppos], [history.org_position[o] for o in known],
+                             history.org_position[hidden]))
+    return queries
+
+
+def _pic_key(pic: str | None, fallback: int) -> tuple[int, str]:
+    return (0, f"{int(pic):015d}") if pic and pic.isdigit() else (1, f"{fallback:015d}")
+
+
+def _rank_of(scores: np.ndarray, pool_mask: np.ndarray, target: int) -> int:
+    """1-based rank of ``target`` among the pool, ties broken by position; 0 beyond CUTOFF."""
+    s = scores[target]
+    better = np.count_nonzero(pool_mask & (scores > s))
+    if better >= CUTOFF:
+        return 0
+    tied_before = np.count_nonzero(pool_mask[:target] & (scores[:target] == s))
+    r = better + tied_before + 1
+    return r if r <= CUTOFF else 0
+
+
+def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int | None = None,
+             encoder: Encoder | None = None, progress: bool = True, fair: FairConfig | None = None,
+             config: ScoreConfig | None = None, methods: Sequence[str] = METHODS,
+             limit: int | None = None) -> dict[str, Any]:
+    if protocol not in ("time", "loo"):
+        raise ValueError(f"unknown protocol {protocol!r}; expected 'time' or 'loo'")
+    if protocol == "time" and test_from_year is None:
+        raise ValueError("--test-from-year is required for the time protocol")
+    fair = fair or FairConfig()
+    config = config or ScoreConfig()
+    with tempfile.TemporaryDirectory(prefix="partner-match-eval-") as tmp:
+        db = Database(f"sqlite:///{tmp}/eval.sqlite")
+        load_data(paths, db, progress)
+        with db.session() as session:
+            history = History.from_db(session)
+            ec_rows = session.execute(select(Participation.organisation_id, Participation.project_id,
+                                             Participation.ec_contribution)).all()
+        queries = build_queries(db, history, protocol, test_from_year)
+        if limit:
+            queries = queries[:limit]
+        texts = project_texts(db, history)
+        db.dispose()
+    shape = history.incidence.shape
+    ec = sp.csr_matrix(([e or 0.0 for _, _, e in ec_rows],
+                        ([history.org_position[o] for o, _, _ in ec_rows],
+                         [history.project_position[p] for _, p, _ in ec_rows])), shape=shape)
+
+    with_text = [i for i, t in enumerate(texts) if t]
+    tfidf_matrix = tfidf_vectorizer = None
+    if "tfidf" in methods and with_text:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        tfidf_vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=1, stop_words="english")
+        fitted = tfidf_vectorizer.fit_transform([texts[i] for i in with_text])
+        tfidf_matrix = sp.csr_matrix((shape[1], fitted.shape[1]), dtype=np.float64)
+        tfidf_matrix = sp.vstack([fitted, sp.csr_matrix((0, fitted.shape[1]))]).tocsr()
+        order = np.full(shape[1], -1)
+        order[with_text] = np.arange(len(with_text))
+        tfidf_rows = order
+    if encoder is not None and with_text:
+        vectors = np.zeros((shape[1], encoder.dimension), dtype=np.float32)
+        unique = sorted({texts[i] for i in with_text})
+        encoded = encoder.encode_documents(unique, progress=progress)
+        lookup = {t: encoded[j] for j, t in enumerate(unique)}
+        for i in with_text:
+            vectors[i] = lookup[texts[i]]
+        history.project_vectors = vectors
+    query_vectors: dict[int, np.ndarray] = {}
+    if encoder is not None:
+        texts_q = sorted({q.text for q in queries if q.text})
+        if texts_q:
+            enc = encoder.encode_documents(texts_q)
+            by_text = {t: enc[j] for j, t in enumerate(texts_q)}
+            query_vectors = {q.project: by_text[q.text] for q in queries if q.text}
+
+    results = {m: MethodResult() for m in methods}
+    years = history.project_years
+    n = shape[0]
+    masks: dict[int, np.ndarray] = {}
+    iterator = tqdm(queries, desc=f"evaluating ({protocol})", unit=" queries", disable=not progress)
+    for q in iterator:
+        if protocol == "time":
+            if q.year not in masks:
+                masks[q.year] = (years >= 0) & (years < q.year)
+            mask = masks[q.year]
+        else:
+            mask = np.ones(shape[1], dtype=bool)
+            mask[q.project] = False
+        pool_mask = np.ones(n, dtype=bool)
+        pool_mask[q.known] = False
+        pool = np.flatnonzero(pool_mask)
+        f = features(history, q.known, mask, config, query_vectors.get(q.project))
+        newcomer = f.projects == 0
+        hidden_new = bool(newcomer[q.hidden])
+        per_method: dict[str, Callable[[], np.ndarray]] = {
+            "random": lambda q=q: np.random.default_rng(abs(hash(q.identifier)) % 2**32).random(n),
+            "popularity": lambda f=f: f.projects.astype(np.float64),
+            "country_popularity": lambda q=q, mask=mask: _country_popularity(history, ec, mask, q.known[0]),
+            "tfidf": lambda q=q, mask=mask: _max_project_sim(history, mask, _tfidf_sims(
+                tfidf_vectorizer, tfidf_matrix, tfidf_rows, q.text, shape[1]) if tfidf_matrix is not None else None),
+            "embedding": lambda f=f: f.text.astype(np.float64),
+            "matcher_no_fairness": lambda f=f: score(f, config),
+            "matcher": lambda f=f: score(f, config),
+        }
+        for method in methods:
+            scores = per_method[method]()
+            res = results[method]
+            if method == "matcher":
+                top = rank(scores, pool, CUTOFF)
+                fair_list = fair_top(top, newcomer, CUTOFF, fair, scores, pool)
+                hit = np.flatnonzero(fair_list == q.hidden)
+                res.ranks.append(int(hit[0]) + 1 if len(hit) else 0)
+                top10 = fair_list[:10]
+            else:
+                res.ranks.append(_rank_of(scores, pool_mask, q.hidden))
+                top10 = rank(scores, pool, 10)
+            res.newcomer_flags.append(hidden_new)
+            res.exposure.append(float(np.mean(newcomer[top10])) if len(top10) else 0.0)
+            res.shown.update(top10.tolist())
+    pool_size = n
+    return {
+        "protocol": protocol, "queries": len(queries), "test_from_year": test_from_year,
+        "data": [str(p) for p in paths],
+        "methods": {m: results[m].metrics(pool_size, protocol == "time") for m in methods},
+    }
+
+
+def _country_popularity(history: History, ec: sp.csr_matrix, mask: np.ndarray, applicant: int) -> np.ndarray:
+    total = np.asarray(ec @ mask.astype(np.float64)).ravel()
+    country = history.countries[applicant]
+    same = (history.countries == country) if country else np.zeros(len(total), dtype=bool)
+    return total + same * (total.max() + 1.0)
+
+
+def _tfidf_sims(vectorizer, matrix, rows, text: str, n_projects: int) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+    if not text or vectorizer is None:
+        return None
+    q = vectorizer.transform([text])
+    sims_rows = np.asarray((matrix @ q.T).todense()).ravel()
+    sims = np.zeros(n_projects, dtype=np.float64)
+    valid = rows >= 0
+    sims[valid] = sims_rows[rows[valid]]
+    return sims
+
+
+def _max_project_sim(history: History, mask: np.ndarray, sims: np.ndarray | None) -> np.ndarray:
+    n = history.incidence.shape[0]
+    if sims is None:
+        return np.zeros(n)
+    weighted = history.incidence.multiply((sims * mask)[None, :]).tocsr()
+    return weighted.max(axis=1).toarray().ravel()
+
+
+def format_table(report: dict[str, Any]) -> str:
+    cols = ("recall@10", "recall@50", "mrr", "recall@10_newcomer", "recall@10_repeat", "newcomer_exposure@10",
+            "coverage@10")
+    lines = [f"protocol {report['protocol']}, {report['queries']} queries "
+             f"({next(iter(report['methods'].values()))['newcomers']} with a newcomer hidden)",
+             "| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, m in report["methods"].items():
+        cells = ["–" if m[c] is None else f"{m[c]:.3f}" for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

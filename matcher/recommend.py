@@ -1,0 +1,275 @@
+"""Recommendations and whole-consortium proposals for one request, with reasons.
+
+Wires the pipeline stages of ``ranking`` to the registry: candidates (filters) -> features
+-> score + complementarity -> FA*IR newcomer re-ranking -> structured reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from embeddings.encoders import Encoder
+from embeddings.index import LoadedIndex
+from matcher import vocab
+from matcher.complementarity import ComplementarityConfig, gains
+from matcher.db import Database, Organisation, Project
+from matcher.eligibility import Eligibility, Member, check
+from matcher.fairness import FairConfig
+from matcher.newcomer import NewcomerRule
+from matcher.ranking import Features, History, ScoreConfig, fair_top, features, rank, score
+
+
+@dataclass
+class MatchRequest:
+    idea: str = ""
+    action: str = "cooperation"
+    applicant: int | None = None
+    partners: list[int] = field(default_factory=list)
+    sectors: list[str] = field(default_factory=list)
+    org_types: list[str] = field(default_factory=list)
+    countries: list[str] = field(default_factory=list)
+    exclude_countries: list[str] = field(default_factory=list)
+    k: int = 10
+    newcomer_share: float = 0.3
+    seek_coordinator: bool = False
+
+    @property
+    def members(self) -> list[int]:
+        return list(dict.fromkeys(([self.applicant] if self.applicant is not None else []) + self.partners))
+
+
+@dataclass
+class Reason:
+    code: str
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "text": self.text, **self.data}
+
+
+@dataclass
+class Recommendation:
+    organisation_id: int
+    name: str
+    country: str | None
+    sector: str
+    score: float
+    newcomer: bool
+    known_partner: bool
+    partner_of_partner: bool
+    projects: int
+    coordinated: int
+    reasons: list[Reason]
+    eligibility_with: Eligibility | None = None
+
+
+@dataclass
+class MatchResult:
+    results: list[Recommendation]
+    eligibility: Eligibility
+
+
+@dataclass
+class Consortium:
+    members: list[Recommendation]
+    eligibility: Eligibility
+    newcomers: int
+    known_partners: int
+
+
+class UnknownOrganisation(LookupError):
+    pass
+
+
+class Matcher:
+    """Everything a request needs, held in memory; rebuild it when the registry changes."""
+
+    def __init__(self, history: History, names: dict[int, str], projects: dict[int, tuple[str | None, int | None]],
+                 encoder: Encoder | None, index: LoadedIndex | None, config: ScoreConfig | None = None,
+                 complementarity: ComplementarityConfig | None = None, alpha: float = 0.5,
+                 rule: NewcomerRule | None = None, org_types: np.ndarray | None = None) -> None:
+        self.history = history
+        self.names = names
+        self.projects = projects
+        self.encoder = encoder
+        self.index = index
+        self.config = config or ScoreConfig()
+        self.complementarity = complementarity or ComplementarityConfig()
+        self.alpha = alpha
+        self.rule = rule or NewcomerRule()
+        self.org_types = org_types if org_types is not None else np.array([""] * len(history.org_ids))
+        self.mask = np.ones(len(history.project_ids), dtype=bool)
+        self.counts = history.incidence @ self.mask.astype(np.float32)
+        self.newcomer = np.array([self.rule.is_newcomer(int(c)) for c in self.counts], dtype=bool)
+
+    @classmethod
+    def from_db(cls, db: Database, encoder: Encoder | None, index: LoadedIndex | None, **kwargs: Any) -> Matcher:
+        with db.session() as session:
+            history = History.from_db(session)
+            names = {i: n for i, n in session.execute(select(Organisation.id, Organisation.name))}
+            types = dict(session.execute(select(Organisation.id, Organisation.org_type)).all())
+            projects = {pid: (title or acronym or ident, year) for pid, title, acronym, ident, year in session.execute(
+                select(Project.id, Project.title, Project.acronym, Project.identifier, Project.call_year))}
+        org_types = np.array([types.get(int(i)) or "" for i in history.org_ids])
+        return cls(history, names, projects, encoder, index, org_types=org_types, **kwargs)
+
+    # -- stages ---------------------------------------------------------------------------
+    def positions(self, ids: list[int]) -> list[int]:
+        missing = [i for i in ids if i not in self.history.org_position]
+        if missing:
+            raise UnknownOrganisation(f"unknown organisation id(s): {', '.join(map(str, missing))}")
+        return [self.history.org_position[i] for i in ids]
+
+    def candidates(self, req: MatchRequest, members: list[int]) -> np.ndarray:
+        h = self.history
+        ok = np.ones(len(h.org_ids), dtype=bool)
+        ok[members] = False
+        if req.countries:
+            ok &= np.isin(h.countries, req.countries)
+        if req.exclude_countries:
+            ok &= ~np.isin(h.countries, req.exclude_countries)
+        if req.org_types:
+            ok &= np.isin(self.org_types, req.org_types)
+        if req.action == "school":
+            ok &= h.sectors == "school"
+        return np.flatnonzero(ok)
+
+    def profile_scores(self, query: np.ndarray | None) -> np.ndarray | None:
+        if query is None or self.index is None:
+            return None
+        out = np.zeros(len(self.history.org_ids), dtype=np.float32)
+        sims = self.index.vectors @ query
+        for org_id, s in zip(self.index.ids.tolist(), sims.tolist(), strict=True):
+            pos = self.history.org_position.get(org_id)
+            if pos is not None:
+                out[pos] = s
+        return out
+
+    def _score(self, req: MatchRequest, members: list[int]) -> tuple[Features, np.ndarray, Eligibility]:
+        h = self.history
+        query = self.encoder.encode_queries([req.idea])[0] if (req.idea.strip() and self.encoder) else None
+        config = self.config
+        if req.seek_coordinator or req.applicant is None:
+            config = ScoreConfig(**{**config.__dict__, "coordinator": max(config.coordinator, 0.05)})
+        f = features(h, members, self.mask, config, query, self.profile_scores(query))
+        elig = check([self._member(p) for p in members], req.action)
+        g = gains(h.countries, h.sectors, members, req.sectors, elig.countries_needed)
+        return f, score(f, config) + g.bonus(self.complementarity), elig
+
+    def _member(self, pos: int) -> Member:
+        h = self.history
+        return Member(int(h.org_ids[pos]), h.countries[pos] or None, str(h.sectors[pos]))
+
+    def recommend(self, req: MatchRequest) -> MatchResult:
+        members = self.positions(req.members)
+        f, scores, elig = self._score(req, members)
+        pool = self.candidates(req, members)
+        if len(pool) == 0:
+            return MatchResult([], elig)
+        ranked = rank(scores, pool, max(req.k * 5, 50))
+        top = fair_top(ranked, self.newcomer, req.k, FairConfig(req.newcomer_share, self.alpha), scores, pool)
+        return MatchResult([self._explain(int(p), f, scores, members, req, elig) for p in top], elig)
+
+    # -- reasons --------------------------------------------------------------------------
+    def _shared_project(self, a: int, b: int) -> int | None:
+        inc = self.history.incidence
+        shared = np.intersect1d(inc[a].indices, inc[b].indices)
+        if not len(shared):
+            return None
+        return int(self.history.project_ids[shared[np.argmax(self.history.project_years[shared])]])
+
+    def _explain(self, pos: int, f: Features, scores: np.ndarray, members: list[int], req: MatchRequest,
+                 elig: Eligibility) -> Recommendation:
+        h = self.history
+        reasons: list[Reason] = []
+        known = partner_of_partner = False
+        for m in members:
+            pid = self._shared_project(pos, m)
+            if pid is not None:
+                known = True
+                title, year = self.projects.get(pid, (None, None))
+                reasons.append(Reason("worked_with", f"worked with {self._name(m)} in {title}"
+                                      + (f" ({year})" if year else ""),
+                                      {"partner_id": int(h.org_ids[m]), "project_id": pid}))
+                break
+        if not known and f.two_hop[pos] > 0:
+            partner_of_partner = True
+            reasons.append(Reason("partner_of_partner", "has worked with a partner of your consortium"))
+        sector = str(h.sectors[pos])
+        have = {str(h.sectors[m]) for m in members}
+        if sector not in have:
+            wanted = sector in req.sectors
+            reasons.append(Reason("adds_sector", f"adds sector {vocab.sectors().get(sector, sector)}"
+                                  + (" (wanted)" if wanted else ""), {"sector": sector, "wanted": wanted}))
+        country = h.countries[pos]
+        if elig.countries_needed and vocab.is_programme_country(country) and country not in {
+                h.countries[m] for m in members}:
+            n = len(elig.programme_countries) + 1
+            ordinal = {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
+            reasons.append(Reason("adds_country", f"adds a {ordinal} programme country ({vocab.country_name(country)})",
+                                  {"country": country}))
+        if f.best_project[pos] >= 0 and f.text[pos] > 0.3:
+            pid = int(h.project_ids[f.best_project[pos]])
+            title, year = self.projects.get(pid, (None, None))
+            reasons.append(Reason("similar_project", f'similar past project "{title}"' + (f" ({year})" if year else ""),
+                                  {"project_id": pid, "similarity": round(float(f.text[pos]), 3)}))
+        elif f.profile[pos] > 0.3:
+            reasons.append(Reason("similar_profile", "its profile matches your idea",
+                                  {"similarity": round(float(f.profile[pos]), 3)}))
+        newcomer = bool(self.newcomer[pos])
+        projects, coordinated = int(f.projects[pos]), int(f.coordinated[pos])
+        if newcomer:
+            reasons.append(Reason("newcomer", "new to the programme"))
+        else:
+            reasons.append(Reason("experience", f"{projects} past project{'s' if projects != 1 else ''}, "
+                                  f"coordinated {coordinated}", {"projects": projects, "coordinated": coordinated}))
+        with_it = check([self._member(p) for p in [*members, pos]], req.action)
+        return Recommendation(int(h.org_ids[pos]), self._name(pos), country or None, sector,
+                              round(float(scores[pos]), 4), newcomer, known, partner_of_partner, projects, coordinated, reasons, with_it)
+
+    def _name(self, pos: int) -> str:
+        org_id = int(self.history.org_ids[pos])
+        return self.names.get(org_id) or f"organisation {org_id}"
+
+    # -- consortia ------------------------------------------------------------------------
+    def propose_consortia(self, req: MatchRequest, n: int = 3, max_added: int = 6) -> list[Consortium]:
+        """Up to ``n`` alternative consortia, each eligible, covering wanted sectors, mixing known and new."""
+        members = self.positions(req.members)
+        f, base, _ = self._score(req, members)
+        pool = self.candidates(req, members)
+        used_first: set[int] = set()
+        out: list[Consortium] = []
+        for _ in range(n):
+            team = list(members)
+            added: list[int] = []
+            want_newcomer = req.newcomer_share > 0
+            while len(added) < max_added:
+                elig = check([self._member(p) for p in team], req.action)
+                covered = {str(self.history.sectors[p]) for p in team}
+                if elig.eligible and set(req.sectors) <= covered and (not want_newcomer or any(
+                        self.newcomer[p] for p in added)):
+                    break
+                g = gains(self.history.countries, self.history.sectors, team, req.sectors, elig.countries_needed)
+                s = base + g.bonus(self.complementarity) * 3
+                choice = pool[~np.isin(pool, team) & ~np.isin(pool, list(used_first) if not added else [])]
+                if want_newcomer and not any(self.newcomer[p] for p in added) and len(added) >= 1:
+                    fresh = choice[self.newcomer[choice]]
+                    choice = fresh if len(fresh) else choice
+                if len(choice) == 0:
+                    break
+                best = int(rank(s, choice, 1)[0])
+                if not added:
+                    used_first.add(best)
+                added.append(best)
+                team.append(best)
+            elig = check([self._member(p) for p in team], req.action)
+            if not elig.eligible or not added:
+                continue
+            recs = [self._explain(p, f, base, members, req, elig) for p in added]
+            out.append(Consortium(recs, elig, sum(r.newcomer for r in recs), sum(r.known_partner for r in recs)))
+        return out

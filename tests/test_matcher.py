@@ -1,0 +1,154 @@
+"""Eligibility rules, FA*IR fairness properties, and the ranking pipeline on real consortia."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from matcher.eligibility import Member, check
+from matcher.fairness import FairConfig, fair_rerank, minimum_table, satisfies
+from matcher.ranking import fair_top, rank
+from matcher.vocab import UnknownCode
+
+
+def m(i: int, country: str, sector: str = "vet") -> Member:
+    return Member(i, country, sector)
+
+
+def test_cooperation_partnership_rules() -> None:
+    two = check([m(1, "DE"), m(2, "FR")], "cooperation")
+    assert not two.eligible and two.organisations_needed == 1 and two.countries_needed == 1
+    assert any("1 more organisations" in x for x in two.missing)
+    assert check([m(1, "DE"), m(2, "FR"), m(3, "NO")], "cooperation").eligible
+    same = check([m(1, "DE"), m(2, "DE"), m(3, "FR")], "cooperation")
+    assert not same.eligible and same.countries_needed == 1 and same.organisations_needed == 0
+    partner_country = check([m(1, "DE"), m(2, "FR"), m(3, "GB")], "cooperation")  # GB: partner country
+    assert not partner_country.eligible
+    assert check([m(1, "DE"), m(2, "FR"), m(3, "GB"), m(4, "TR")], "cooperation").eligible
+
+
+def test_small_scale_and_school_rules() -> None:
+    assert check([m(1, "DE"), m(2, "FR")], "small-scale").eligible
+    assert not check([m(1, "DE"), m(2, "DE")], "small-scale").eligible
+    assert not check([m(1, "DE")], "small-scale").eligible
+    schools = check([m(1, "DE", "school"), m(2, "FR", "school")], "school")
+    assert schools.eligible
+    mixed = check([m(1, "DE", "school"), m(2, "FR", "vet")], "school")
+    assert not mixed.eligible and any("schools" in x for x in mixed.missing)
+    with pytest.raises(UnknownCode, match="unknown action"):
+        check([], "mobility")
+
+
+def test_minimum_table_is_the_binomial_quantile() -> None:
+    assert minimum_table(10, 0.3, 0.5) == (0, 1, 1, 1, 1, 2, 2, 2, 3, 3)
+    assert minimum_table(5, 0.0, 0.1) == (0, 0, 0, 0, 0)
+    assert all(a <= b for a, b in zip(minimum_table(50, 0.4, 0.1), minimum_table(50, 0.4, 0.1)[1:], strict=False))
+
+
+@settings(max_examples=200, deadline=None)
+@given(flags=st.lists(st.booleans(), min_size=0, max_size=60), k=st.integers(1, 40),
+       share=st.sampled_from([0.0, 0.1, 0.3, 0.5, 0.8]), alpha=st.sampled_from([0.05, 0.1, 0.5]))
+def test_fair_rerank_properties(flags: list[bool], k: int, share: float, alpha: float) -> None:
+    items = list(range(len(flags)))  # already in score order
+    config = FairConfig(share, alpha)
+    out = fair_rerank(items, flags, k, config)
+    assert len(out) == min(k, len(items)) and len(set(out)) == len(out) and set(out) <= set(items)
+    assert satisfies([flags[i] for i in out], config, available=sum(flags))
+    for group in (True, False):  # score order kept within each group
+        chosen = [i for i in out if flags[i] == group]
+        assert chosen == sorted(chosen)
+    if share == 0:
+        assert out == items[:k]
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(5, 80), k=st.integers(1, 20), seed=st.integers(0, 1000))
+def test_fair_top_never_shows_excluded_or_chosen(n: int, k: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    scores = rng.random(n)
+    newcomer = rng.random(n) < 0.3
+    excluded = set(rng.choice(n, size=n // 4, replace=False).tolist())
+    pool = np.array([i for i in range(n) if i not in excluded], dtype=np.int64)
+    if len(pool) == 0:
+        return
+    ranked = rank(scores, pool, k)
+    out = fair_top(ranked, newcomer, k, FairConfig(0.3, 0.5), scores, pool)
+    assert not set(out.tolist()) & excluded
+    assert len(set(out.tolist())) == len(out) == min(k, len(pool))
+    assert satisfies(newcomer[out].tolist(), FairConfig(0.3, 0.5), available=int(newcomer[pool].sum()))
+
+
+DEMO = __import__("pathlib").Path(__file__).resolve().parent.parent / "seed_data" / "demo"
+
+
+@pytest.fixture
+def demo_matcher(sqlite_db, tmp_path):  # type: ignore[no-untyped-def]
+    from embeddings.encoders import HashingEncoder
+    from embeddings.index import IndexStore
+    from matcher import importers
+    from matcher.indexing import build_index
+    from matcher.recommend import Matcher
+
+    for name in ("projects.csv", "organisations.csv"):
+        with sqlite_db.session() as s:
+            importers.import_path(s, DEMO / name, progress=False)
+    encoder = HashingEncoder()
+    store = IndexStore(tmp_path / "index")
+    build_index(sqlite_db, encoder, store, progress=False)
+    return Matcher.from_db(sqlite_db, encoder, store.load(store.current_name(), encoder.model_id))
+
+
+def _busiest_pair(matcher):  # type: ignore[no-untyped-def]
+    h = matcher.history
+    counts = np.asarray(h.incidence.sum(axis=1)).ravel()
+    a = int(np.argmax(counts))
+    project = h.incidence[a].indices[0]
+    b = int(next(i for i in h.incidence_t[project].indices if i != a))
+    return int(h.org_ids[a]), int(h.org_ids[b])
+
+
+def test_recommendations_are_flagged_explained_and_fair(demo_matcher) -> None:  # type: ignore[no-untyped-def]
+    from matcher.recommend import MatchRequest
+
+    applicant, partner = _busiest_pair(demo_matcher)
+    req = MatchRequest(idea="inclusion of pupils with special needs", applicant=applicant, partners=[partner],
+                       sectors=["enterprise"], exclude_countries=["DE"], k=10, newcomer_share=0.3)
+    result = demo_matcher.recommend(req)
+    ids = [r.organisation_id for r in result.results]
+    assert len(ids) == 10 and len(set(ids)) == 10 and applicant not in ids and partner not in ids
+    assert all(r.country != "DE" for r in result.results)
+    assert any(r.known_partner for r in result.results)  # the network is used
+    assert sum(r.newcomer for r in result.results) >= 3  # FA*IR minimum for 0.3 at alpha 0.5
+    codes = {reason.code for r in result.results for reason in r.reasons}
+    assert {"worked_with", "newcomer", "experience"} <= codes
+    for r in result.results:
+        assert r.reasons and all(reason.text for reason in r.reasons)
+        assert r.eligibility_with is not None
+    off = demo_matcher.recommend(MatchRequest(idea="x", applicant=applicant, partners=[partner], k=10,
+                                              newcomer_share=0.0))
+    assert [r.score for r in off.results] == sorted((r.score for r in off.results), reverse=True)
+
+
+def test_proposed_consortia_are_eligible_and_cover_sectors(demo_matcher) -> None:  # type: ignore[no-untyped-def]
+    from matcher.recommend import MatchRequest
+
+    applicant, _ = _busiest_pair(demo_matcher)
+    for action, sectors in (("cooperation", ["enterprise", "youth"]), ("small-scale", []), ("school", [])):
+        req = MatchRequest(idea="digital skills", action=action,
+                           applicant=applicant if action != "school" else None, sectors=sectors)
+        proposals = demo_matcher.propose_consortia(req, n=3)
+        assert proposals, action
+        firsts = set()
+        for c in proposals:
+            assert c.eligibility.eligible
+            ids = [m.organisation_id for m in c.members]
+            assert len(set(ids)) == len(ids) and applicant not in ids
+            firsts.add(ids[0])
+            if action == "school":
+                assert all(m.sector == "school" for m in c.members)
+            assert c.newcomers >= 1
+        assert len(firsts) == len(proposals)  # alternatives, not copies
+    with pytest.raises(LookupError, match="unknown organisation"):
+        demo_matcher.recommend(MatchRequest(applicant=10**9))
