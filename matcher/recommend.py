@@ -230,7 +230,8 @@ class Matcher:
                                   f"coordinated {coordinated}", {"projects": projects, "coordinated": coordinated}))
         with_it = check([self._member(p) for p in [*members, pos]], req.action)
         return Recommendation(int(h.org_ids[pos]), self._name(pos), country or None, sector,
-                              round(float(scores[pos]), 4), newcomer, known, partner_of_partner, projects, coordinated, reasons, with_it)
+                              round(float(scores[pos]), 4), newcomer, known, partner_of_partner, projects,
+                              coordinated, reasons, with_it)
 
     def _name(self, pos: int) -> str:
         org_id = int(self.history.org_ids[pos])
