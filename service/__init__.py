@@ -1,1 +1,78 @@
-"""Flask service of partner-match."""
+"""The partner-match web service: ``create_app()`` for Flask and gunicorn."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect
+
+from service.config import Settings
+
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address)
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+def _secret_key(settings: Settings) -> str:
+    """The configured key, else one kept in the instance folder so workers and restarts agree."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.instance_dir / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    settings = Settings.from_env()
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config.from_mapping(
+        SECRET_KEY=None,
+        MAX_CONTENT_LENGTH=512 * 1024,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_DEFAULT=settings.rate_limit,
+        RATELIMIT_HEADERS_ENABLED=True,
+        PARTNER_MATCH_SETTINGS=settings,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    if test_config:
+        app.config.update(test_config)
+    settings = app.config["PARTNER_MATCH_SETTINGS"]
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(settings)
+    app.config["RATELIMIT_DEFAULT"] = app.config.get("RATELIMIT_DEFAULT") or settings.rate_limit
+
+    from service import api, pages, state
+
+    state.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    api.init_app(app)
+    pages.init_app(app)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+        if request.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def static_dir() -> Path:
+    return Path(__file__).resolve().parent / "static"

@@ -241,3 +241,15 @@ def evaluate(ctx: Context, data: tuple[Path, ...], protocol: str, test_from_year
     if json_out:
         json_out.write_text(json.dumps(report, indent=2))
         click.echo(f"report written to {json_out}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the web service for development (production: gunicorn 'service:create_app()')."""
+    from service import create_app
+
+    app = create_app()
+    click.echo(f"partner-match on http://{host}:{port}/  (Ctrl+C stops)")
+    app.run(host=host, port=port, debug=False, threaded=True)

@@ -28,6 +28,7 @@ class Settings:
     newcomer_max_projects: int = 0
     exact_search_max: int = 200_000
     encoder: str = "minilm"
+    rate_limit: str = "600/minute"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -43,4 +44,5 @@ class Settings:
             newcomer_max_projects=_int(env, "PARTNER_MATCH_NEWCOMER_MAX_PROJECTS", 0),
             exact_search_max=_int(env, "PARTNER_MATCH_EXACT_SEARCH_MAX", 200_000),
             encoder=env.get("PARTNER_MATCH_ENCODER") or "minilm",
+            rate_limit=env.get("PARTNER_MATCH_RATE_LIMIT") or "600/minute",
         )

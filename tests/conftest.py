@@ -81,3 +81,36 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+DEMO = ROOT / "seed_data" / "demo"
+
+
+@pytest.fixture
+def demo_env(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The demo data imported and indexed (hashing encoder, fast) behind the CLI settings."""
+    from embeddings.encoders import HashingEncoder
+    from embeddings.index import IndexStore
+    from matcher import importers
+    from matcher.indexing import build_index
+
+    monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
+    db = Database(cli_env["PARTNER_MATCH_DATABASE_URL"])
+    for name in ("projects.csv", "organisations.csv"):
+        with db.session() as s:
+            importers.import_path(s, DEMO / name, progress=False)
+    build_index(db, HashingEncoder(), IndexStore(Path(cli_env["PARTNER_MATCH_INDEX_DIR"])), progress=False)
+    db.dispose()
+    return cli_env
+
+
+@pytest.fixture
+def app(demo_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    from service import create_app
+
+    return create_app({"TESTING": True, "SECRET_KEY": "test", "RATELIMIT_ENABLED": False})
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()

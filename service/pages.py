@@ -1,0 +1,300 @@
+"""Server-rendered pages: search, results with a draft consortium, proposals, organisations,
+newcomer discovery and registration. They work without JavaScript; static/app.js only helps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask_wtf import FlaskForm
+from rapidfuzz import fuzz, process
+from sqlalchemy import select
+from werkzeug.wrappers import Response as WerkzeugResponse
+from wtforms import (
+    Form,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    URLField,
+    widgets,
+)
+from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberRange, Optional
+
+from matcher import vocab
+from matcher.db import Organisation
+from matcher.eligibility import Member, check
+from matcher.recommend import MatchRequest
+from service.api import NewcomersQuery, newcomer_list, newcomers_csv, organisation_detail
+from service.state import IndexUnavailable, services
+
+bp = Blueprint("pages", __name__)
+ACTIONS = [(code, rule.label) for code, rule in vocab.actions().items()]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+def sector_choices() -> list[tuple[str, str]]:
+    return list(vocab.sectors().items())
+
+
+def country_choices() -> list[tuple[str, str]]:
+    return vocab.country_choices()
+
+
+class SearchForm(FlaskForm):
+    idea = TextAreaField("Your project idea", validators=[DataRequired(), Length(max=5000)],
+                         description="What do you want to do, with whom, for whom?")
+    applicant = StringField("Your organisation", validators=[Optional(), Length(max=300)],
+                            description="Start typing its name")
+    partners = TextAreaField("Partners already found", validators=[Optional(), Length(max=3000)],
+                             description="One organisation name per line")
+    action = SelectField("Action", choices=ACTIONS, default="cooperation")
+    sectors = MultiCheckboxField("Sectors you want in the consortium", choices=sector_choices())
+    countries = SelectMultipleField("Only these countries (optional)", choices=country_choices())
+    newcomer_share = IntegerField("Share of newcomers in the results (%)", default=30,
+                                  validators=[InputRequired(), NumberRange(0, 100)])
+
+
+class DraftForm(FlaskForm):
+    org_id = HiddenField(validators=[DataRequired()])
+    op = HiddenField(validators=[DataRequired()])
+
+
+class RegisterForm(FlaskForm):
+    name = StringField("Organisation name", validators=[DataRequired(), Length(min=2, max=300)])
+    sector = SelectField("Sector", choices=sector_choices(), validators=[DataRequired()])
+    organisation_type = StringField("Type of organisation", validators=[Optional(), Length(max=300)],
+                                    description="e.g. Vocational school, Youth organisation, SME")
+    country = SelectField("Country", choices=vocab.country_choices(frozenset(
+        [c for c in vocab.programme_countries()] + ["CH", "GB", "UA", "XK", "GE", "MD", "AL", "BA", "ME"])))
+    city = StringField("City", validators=[Optional(), Length(max=200)])
+    website = URLField("Website", validators=[Optional(), URL(), Length(max=300)])
+    description = TextAreaField("What your organisation does", validators=[DataRequired(), Length(min=20, max=5000)],
+                                description="Your field, target groups, what you would bring to a partnership")
+
+
+class NewcomerFilter(Form):
+    theme = StringField("Theme", validators=[Optional(), Length(max=500)])
+    country = SelectField("Country", choices=[("", "Any country")] + country_choices(), validators=[Optional()])
+    sector = SelectField("Sector", choices=[("", "Any sector")] + sector_choices(), validators=[Optional()])
+
+
+def find_by_name(name: str) -> tuple[int | None, str | None]:
+    """(id, None) for a known organisation name, else (None, message with a suggestion)."""
+    name = " ".join(name.split())
+    with services().db.session() as s:
+        rows = s.execute(select(Organisation.id, Organisation.name).where(Organisation.name.is_not(None))).all()
+    exact = [i for i, n in rows if n.casefold() == name.casefold()]
+    if exact:
+        return exact[0], None
+    best = process.extractOne(name, {i: n for i, n in rows}, scorer=fuzz.WRatio, score_cutoff=60)
+    if best and best[1] >= 90:
+        return int(best[2]), None
+    hint = f' Did you mean "{best[0]}"?' if best else ""
+    return None, f'No organisation called "{name}" is registered.{hint}'
+
+
+def members_of(search: dict[str, Any]) -> list[int]:
+    return list(dict.fromkeys(([search["applicant"]] if search.get("applicant") else []) + search.get("partners", [])
+                              + session.get("draft", [])))
+
+
+def unavailable_page(exc: IndexUnavailable) -> tuple[str, int, dict[str, str]]:
+    return (render_template("error.html", title="Search is not available right now",
+                            message="The search index is being prepared or could not be loaded. "
+                                    "Please try again in a minute.", reasons=exc.reasons), 503,
+            {"Retry-After": "30"})
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("search.html", form=SearchForm())
+
+
+@bp.post("/search")
+def search() -> str | WerkzeugResponse | tuple[str, int]:
+    form = SearchForm()
+    if not form.validate_on_submit():
+        return render_template("search.html", form=form), 400
+    errors = []
+    applicant = None
+    if form.applicant.data and form.applicant.data.strip():
+        applicant, problem = find_by_name(form.applicant.data)
+        if problem:
+            errors.append(("applicant", problem))
+    partners = []
+    for line in (form.partners.data or "").splitlines():
+        if line.strip():
+            org_id, problem = find_by_name(line)
+            if problem:
+                errors.append(("partners", problem))
+            elif org_id is not None:
+                partners.append(org_id)
+    if errors:
+        for field, message in errors:
+            getattr(form, field).errors = [*getattr(form, field).errors, message]
+        return render_template("search.html", form=form), 400
+    session["search"] = {"idea": form.idea.data, "action": form.action.data, "applicant": applicant,
+                         "partners": partners, "sectors": form.sectors.data or [],
+                         "countries": form.countries.data or [],
+                         "newcomer_share": (form.newcomer_share.data or 0) / 100}
+    session["draft"] = []
+    return redirect(url_for("pages.results"))
+
+
+def current_request(extra: dict[str, Any] | None = None) -> MatchRequest | None:
+    search = session.get("search")
+    if not search:
+        return None
+    params = {**search, **(extra or {})}
+    return MatchRequest(idea=params["idea"], action=params["action"], applicant=params.get("applicant"),
+                        partners=[*params.get("partners", []), *session.get("draft", [])],
+                        sectors=params.get("sectors", []), countries=params.get("countries", []),
+                        newcomer_share=params.get("newcomer_share", 0.3), k=params.get("k", 10))
+
+
+@bp.get("/results")
+def results() -> str | WerkzeugResponse | tuple[str, int, dict[str, str]]:
+    country = request.args.get("country", "")
+    show = request.args.get("show", "all")
+    extra: dict[str, Any] = {"k": 20}
+    if country:
+        try:
+            extra["countries"] = [vocab.normalise_country(country)]
+        except vocab.UnknownCode:
+            abort(400, f"unknown country code {country!r}")
+    req = current_request(extra)
+    if req is None:
+        flash("Describe your project idea first.")
+        return redirect(url_for("pages.index"))
+    try:
+        matcher, _ = services().matcher()
+        result = matcher.recommend(req)
+    except IndexUnavailable as exc:
+        return unavailable_page(exc)
+    except LookupError:
+        session.pop("search", None)
+        return redirect(url_for("pages.index"))
+    rows = result.results
+    if show == "newcomers":
+        rows = [r for r in rows if r.newcomer]
+    elif show == "known":
+        rows = [r for r in rows if r.known_partner or r.partner_of_partner]
+    return render_template("results.html", results=rows, request_=req, panel=draft_panel(), country=country,
+                           show=show, draft_form=DraftForm(), countries=country_choices())
+
+
+def draft_panel() -> dict[str, Any]:
+    search = session.get("search") or {}
+    ids = members_of(search)
+    with services().db.session() as s:
+        orgs = {o.id: o for o in s.scalars(select(Organisation).where(Organisation.id.in_(ids)))}
+    members = [orgs[i] for i in ids if i in orgs]
+    elig = check([Member(o.id, o.country, o.sector) for o in members], search.get("action", "cooperation"))
+    draft = set(session.get("draft", []))
+    return {"members": members, "eligibility": elig, "draft": draft, "applicant": search.get("applicant")}
+
+
+@bp.post("/draft")
+def draft() -> WerkzeugResponse:
+    form = DraftForm()
+    if not form.validate_on_submit() or not str(form.org_id.data).isdigit():
+        abort(400, "invalid draft change")
+    org_id = int(form.org_id.data)
+    current = list(session.get("draft", []))
+    if form.op.data == "add" and org_id not in current and len(current) < 30:
+        with services().db.session() as s:
+            if s.get(Organisation, org_id) is None:
+                abort(400, f"no organisation {org_id}")
+        current.append(org_id)
+    elif form.op.data == "remove" and org_id in current:
+        current.remove(org_id)
+    session["draft"] = current
+    return redirect(request.form.get("next") or url_for("pages.results"))
+
+
+@bp.get("/consortia")
+def consortia() -> str | WerkzeugResponse | tuple[str, int, dict[str, str]]:
+    req = current_request()
+    if req is None:
+        flash("Describe your project idea first.")
+        return redirect(url_for("pages.index"))
+    try:
+        matcher, _ = services().matcher()
+        proposals = matcher.propose_consortia(req, n=3)
+    except IndexUnavailable as exc:
+        return unavailable_page(exc)
+    return render_template("consortia.html", proposals=proposals, panel=draft_panel(), draft_form=DraftForm())
+
+
+@bp.get("/organisations/<int:org_id>")
+def organisation(org_id: int) -> str:
+    detail = organisation_detail(org_id)
+    if detail is None:
+        abort(404)
+    return render_template("organisation.html", org=detail, draft_form=DraftForm(),
+                           in_search=bool(session.get("search")))
+
+
+def _newcomer_query() -> NewcomersQuery:
+    form = NewcomerFilter(request.args)
+    if not form.validate():
+        abort(400, "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items()))
+    try:
+        return NewcomersQuery(theme=form.theme.data or "", country=form.country.data or None,
+                              sector=form.sector.data or None, limit=50)
+    except ValueError as exc:
+        abort(400, str(exc))
+
+
+@bp.get("/newcomers")
+def newcomers() -> str | tuple[str, int, dict[str, str]]:
+    query = _newcomer_query()
+    try:
+        items = newcomer_list(query)
+    except IndexUnavailable as exc:
+        return unavailable_page(exc)
+    return render_template("newcomers.html", items=items, form=NewcomerFilter(request.args),
+                           csv_url=url_for("pages.newcomers_download", **request.args))
+
+
+@bp.get("/newcomers.csv")
+def newcomers_download() -> Response | tuple[str, int, dict[str, str]]:
+    query = _newcomer_query()
+    try:
+        return newcomers_csv(newcomer_list(query))
+    except IndexUnavailable as exc:
+        return unavailable_page(exc)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> str | WerkzeugResponse | tuple[str, int]:
+    form = RegisterForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return render_template("register.html", form=form), 400
+        try:
+            org_id = services().register({
+                "name": form.name.data, "sector": form.sector.data, "organisation_type": form.organisation_type.data,
+                "country": form.country.data, "city": form.city.data, "website": form.website.data,
+                "description": form.description.data})
+        except ValueError as exc:
+            form.name.errors = [*form.name.errors, str(exc)]
+            return render_template("register.html", form=form), 400
+        flash("Thank you: your organisation is registered and can be found by searches from now on.")
+        return redirect(url_for("pages.organisation", org_id=org_id))
+    return render_template("register.html", form=form)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def helpers() -> dict[str, Any]:
+        return {"sector_label": lambda c: vocab.sectors().get(c, c), "country_name": vocab.country_name}
