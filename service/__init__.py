@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
@@ -14,7 +14,9 @@ from flask_wtf.csrf import CSRFProtect
 from service.config import Settings
 
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address)
+# limits are read from the app being served, so each app (and test) can set its own
+limiter = Limiter(key_func=get_remote_address,
+                  default_limits=[lambda: str(current_app.config["PARTNER_MATCH_RATE_LIMIT"])])
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -39,7 +41,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=None,
         MAX_CONTENT_LENGTH=512 * 1024,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
-        RATELIMIT_DEFAULT=settings.rate_limit,
+        PARTNER_MATCH_RATE_LIMIT=settings.rate_limit,
+        RATELIMIT_ENABLED=True,
         RATELIMIT_HEADERS_ENABLED=True,
         PARTNER_MATCH_SETTINGS=settings,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -51,7 +54,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings = app.config["PARTNER_MATCH_SETTINGS"]
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings)
-    app.config["RATELIMIT_DEFAULT"] = app.config.get("RATELIMIT_DEFAULT") or settings.rate_limit
 
     from service import api, pages, state
 

@@ -1,0 +1,188 @@
+"""JSON API: every endpoint, bad input included, and a schemathesis run against /openapi.json."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def first_pair(client):  # type: ignore[no-untyped-def]
+    """Two organisations that worked together in the demo data (ids)."""
+    items = client.get("/api/v1/organisations?newcomer=false").get_json()["items"]
+    org = client.get(f"/api/v1/organisations/{items[0]['id']}").get_json()
+    return org["id"], org["known_partners"][0]["id"]
+
+
+def test_recommendations(client) -> None:  # type: ignore[no-untyped-def]
+    applicant, partner = first_pair(client)
+    r = client.post("/api/v1/recommendations", json={
+        "idea": "inclusive education and digital skills", "action": "cooperation", "applicant": applicant,
+        "partners": [partner], "sectors": ["enterprise"], "exclude_countries": ["DE"], "k": 8,
+        "newcomer_share": 0.3})
+    assert r.status_code == 200, r.get_json()
+    data = r.get_json()
+    assert len(data["results"]) == 8 and data["meta"]["index_version"]
+    ids = [x["organisation"]["id"] for x in data["results"]]
+    assert applicant not in ids and partner not in ids
+    first = data["results"][0]
+    assert {"id", "name", "country", "sector", "newcomer"} <= set(first["organisation"])
+    assert {"score", "reasons", "known_partner", "eligibility_with"} <= set(first)
+    assert all({"code", "text"} <= set(reason) for x in data["results"] for reason in x["reasons"])
+    assert all(x["organisation"]["country"] != "DE" for x in data["results"])
+    assert sum(x["organisation"]["newcomer"] for x in data["results"]) >= 2
+    assert data["eligibility"]["eligible"] in (True, False) and isinstance(data["eligibility"]["missing"], list)
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"idea": "x", "countries": ["XX"]}, "countries"),
+    ({"idea": "x", "sectors": ["astrology"]}, "sectors"),
+    ({"idea": "x", "k": 0}, "k"),
+    ({"idea": "x", "k": 5000}, "k"),
+    ({"idea": "x" * 6000}, "idea"),
+    ({"idea": "x", "action": "mobility"}, "action"),
+    ({"idea": "x", "newcomer_share": 1.5}, "newcomer_share"),
+    ({"idea": "x", "applicant": 999999}, "applicant"),
+    ({"idea": "x", "partners": ["123456789"]}, "partners.0"),
+    ({"idea": "x", "surprise": 1}, "surprise"),
+])
+def test_recommendations_bad_input(client, body, field) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/api/v1/recommendations", json=body)
+    assert r.status_code == 400, r.get_json()
+    data = r.get_json()
+    assert data["error"] and any(d["field"] == field for d in data["detail"]), data
+
+
+def test_not_json_and_too_large(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/api/v1/recommendations", data="not json", content_type="application/json")
+    assert r.status_code == 400 and "error" in r.get_json()
+    r = client.post("/api/v1/recommendations", data="x" * (600 * 1024), content_type="application/json")
+    assert r.status_code == 413 and r.get_json()["error"] == "request too large"
+
+
+def test_consortia(client) -> None:  # type: ignore[no-untyped-def]
+    applicant, _ = first_pair(client)
+    r = client.post("/api/v1/consortia", json={"idea": "green skills in VET", "applicant": applicant,
+                                                "sectors": ["vet", "enterprise"], "n": 3})
+    assert r.status_code == 200
+    proposals = r.get_json()["consortia"]
+    assert proposals and all(c["eligibility"]["eligible"] for c in proposals)
+    for c in proposals:
+        sectors = {m["organisation"]["sector"] for m in c["members"]}
+        assert c["newcomers"] >= 1 and sectors
+
+
+def test_organisations_listing_and_detail(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/api/v1/organisations?q=university&page=1")
+    data = r.get_json()
+    assert r.status_code == 200 and data["total"] >= 1
+    assert all("university" in o["name"].lower() for o in data["items"])
+    r = client.get("/api/v1/organisations?country=PL&sector=vet&newcomer=true")
+    assert all(o["country"] == "PL" and o["sector"] == "vet" and o["newcomer"] for o in r.get_json()["items"])
+    assert client.get("/api/v1/organisations?country=Atlantis").status_code == 400
+    assert client.get("/api/v1/organisations?page=0").status_code == 400
+    org_id = data["items"][0]["id"]
+    detail = client.get(f"/api/v1/organisations/{org_id}").get_json()
+    assert {"experience", "projects", "known_partners", "similar"} <= set(detail)
+    assert client.get("/api/v1/organisations/99999999").status_code == 404
+
+
+def test_register_then_found_without_rebuild(client) -> None:  # type: ignore[no-untyped-def]
+    body = {"name": "Nordlys Marine Robotics Club", "country": "NO", "sector": "youth",
+            "description": "Teenagers build underwater robots to monitor fjord ecosystems and plastic waste."}
+    r = client.post("/api/v1/organisations", json=body)
+    assert r.status_code == 201, r.get_json()
+    new_id = r.get_json()["id"]
+    r = client.post("/api/v1/recommendations", json={"idea": "underwater robots fjord plastic waste teenagers",
+                                                     "countries": ["NO"], "k": 5})
+    assert new_id in [x["organisation"]["id"] for x in r.get_json()["results"]]
+    listed = client.get("/api/v1/newcomers?theme=underwater robots fjord&country=NO").get_json()["items"]
+    assert listed[0]["id"] == new_id
+    bad = client.post("/api/v1/organisations", json={**body, "description": ""})
+    assert bad.status_code == 400 and bad.get_json()["detail"][0]["field"] == "description"
+    bad = client.post("/api/v1/organisations", json={**body, "country": "QQ"})
+    assert bad.status_code == 400 and bad.get_json()["detail"][0]["field"] == "country"
+
+
+def test_newcomers_json_and_csv(client) -> None:  # type: ignore[no-untyped-def]
+    data = client.get("/api/v1/newcomers?theme=youth participation&sector=youth").get_json()
+    assert data["items"] and all(o["sector"] == "youth" for o in data["items"])
+    scores = [o["score"] for o in data["items"]]
+    assert scores == sorted(scores, reverse=True)
+    r = client.get("/api/v1/newcomers?theme=adult literacy&format=csv")
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(r.data.decode())))
+    assert rows and {"id", "name", "country", "sector", "description"} <= set(rows[0])
+    assert client.get("/api/v1/newcomers?format=xml").status_code == 400
+
+
+def test_health_and_missing_index(client, app, demo_env) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").get_json() == {"status": "ok", "reasons": []}
+    shutil.rmtree(Path(demo_env["PARTNER_MATCH_INDEX_DIR"]))
+    from service import create_app
+
+    fresh = create_app({"TESTING": True, "SECRET_KEY": "t", "RATELIMIT_ENABLED": False}).test_client()
+    r = fresh.post("/api/v1/recommendations", json={"idea": "anything"})
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert "no index has been built" in r.get_json()["detail"][0]["message"]
+    ready = fresh.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["reasons"]
+    assert fresh.get("/api/v1/newcomers?theme=x").status_code == 503
+
+
+def test_security_headers_and_rate_limit(demo_env) -> None:  # type: ignore[no-untyped-def]
+    from service import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "t", "PARTNER_MATCH_RATE_LIMIT": "3/minute"})
+    client = app.test_client()
+    r = client.get("/livez")
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["Referrer-Policy"]
+    statuses = [client.get("/api/v1/organisations").status_code for _ in range(5)]
+    assert statuses[-1] == 429
+    assert client.get("/api/v1/organisations").get_json()["error"] == "too many requests"
+    assert not app.debug
+
+
+def test_openapi_document(client) -> None:  # type: ignore[no-untyped-def]
+    doc = client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    assert {"/api/v1/recommendations", "/api/v1/consortia", "/api/v1/organisations", "/api/v1/newcomers",
+            "/api/v1/organisations/{org_id}", "/livez", "/readyz"} <= set(doc["paths"])
+    assert client.get("/apidoc/swagger/").status_code in (200, 308)
+
+
+def test_schemathesis_finds_no_server_errors(app) -> None:  # type: ignore[no-untyped-def]
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    failures: list[str] = []
+    calls: list[int] = []
+    for operation in schema.get_all_operations():
+        op = operation.ok()
+
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=op.as_strategy())
+        def run(case) -> None:  # type: ignore[no-untyped-def]
+            response = case.call()
+            calls.append(response.status_code)
+            try:
+                case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+            except Exception as exc:  # collect, then report all
+                failures.append(f"{op.method.upper()} {op.path}: {str(exc)[:300]}")
+                raise
+
+        try:
+            run()
+        except Exception:  # noqa: BLE001 - recorded above
+            pass
+    assert failures == []
+    assert len(calls) > 50 and 200 in calls and 400 in calls  # the run really exercised the API
