@@ -8,6 +8,7 @@ project's year; ``loo`` uses every other project and scores repeat participants 
 
 from __future__ import annotations
 
+import hashlib
 import random
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from embeddings.encoders import Encoder
 from matcher import importers
 from matcher.db import Database, Organisation, Participation, Project
 from matcher.fairness import FairConfig
-from matcher.ranking import History, ScoreConfig, fair_top, features, rank, score
+from matcher.ranking import BoostedScorer, Features, History, ScoreConfig, fair_top, features, rank, score
 
 METHODS = ("random", "popularity", "country_popularity", "tfidf", "embedding", "matcher_no_fairness", "matcher")
 CUTOFF = 1000
@@ -82,7 +83,9 @@ def project_texts(db: Database, history: History) -> list[str]:
     return texts
 
 
-def build_queries(db: Database, history: History, protocol: str, test_from_year: int | None) -> list[Query]:
+def build_queries(db: Database, history: History, protocol: str, test_from_year: int | None,
+                  until_year: int | None = None) -> list[Query]:
+    """Queries for projects starting from ``test_from_year`` (time; before ``until_year`` if given) or all (loo)."""
     with db.session() as session:
         pics = dict(session.execute(select(Organisation.id, Organisation.pic)).all())
         members: dict[int, list[tuple[int, str]]] = {}
@@ -101,6 +104,8 @@ def build_queries(db: Database, history: History, protocol: str, test_from_year:
         ppos = history.project_position[pid]
         year = int(history.project_years[ppos])
         if protocol == "time" and (year < 0 or test_from_year is None or year < test_from_year):
+            continue
+        if until_year is not None and year >= until_year:
             continue
         ident = identifiers[pid]
         seed: int | str = int(ident) if ident.isdigit() else ident
@@ -132,7 +137,7 @@ def _rank_of(scores: np.ndarray, pool_mask: np.ndarray, target: int) -> int:
 def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int | None = None,
              encoder: Encoder | None = None, progress: bool = True, fair: FairConfig | None = None,
              config: ScoreConfig | None = None, methods: Sequence[str] = METHODS,
-             limit: int | None = None) -> dict[str, Any]:
+             limit: int | None = None, train_years: int = 3, max_train: int = 3000) -> dict[str, Any]:
     if protocol not in ("time", "loo"):
         raise ValueError(f"unknown protocol {protocol!r}; expected 'time' or 'loo'")
     if protocol == "time" and test_from_year is None:
@@ -149,6 +154,11 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         queries = build_queries(db, history, protocol, test_from_year)
         if limit:
             queries = queries[:limit]
+        train_queries: list[Query] = []
+        if protocol == "time" and test_from_year is not None:
+            train_queries = build_queries(db, history, "time", test_from_year - train_years, until_year=test_from_year)
+            if len(train_queries) > max_train:
+                train_queries = random.Random(0).sample(train_queries, max_train)
         texts = project_texts(db, history)
         db.dispose()
     shape = history.incidence.shape
@@ -178,31 +188,59 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         history.project_vectors = vectors
     query_vectors: dict[int, np.ndarray] = {}
     if encoder is not None:
-        texts_q = sorted({q.text for q in queries if q.text})
+        everything = queries + train_queries
+        texts_q = sorted({q.text for q in everything if q.text})
         if texts_q:
             enc = encoder.encode_documents(texts_q)
             by_text = {t: enc[j] for j, t in enumerate(texts_q)}
-            query_vectors = {q.project: by_text[q.text] for q in queries if q.text}
+            query_vectors = {q.project: by_text[q.text] for q in everything if q.text}
 
-    results = {m: MethodResult() for m in methods}
-    years = history.project_years
     n = shape[0]
-    masks: dict[int, np.ndarray] = {}
-    iterator = tqdm(queries, desc=f"evaluating ({protocol})", unit=" queries", disable=not progress)
-    for q in iterator:
+    years = history.project_years
+
+    def mask_for(q: Query) -> np.ndarray:
         if protocol == "time":
-            if q.year not in masks:
-                masks[q.year] = (years >= 0) & (years < q.year)
-            mask = masks[q.year]
-        else:
-            mask = np.ones(shape[1], dtype=bool)
-            mask[q.project] = False
+            return (years >= 0) & (years < q.year)
+        mask = np.ones(shape[1], dtype=bool)
+        mask[q.project] = False
+        return mask
+
+    def features_for(q: Query, vector: np.ndarray | None) -> tuple[Features, np.ndarray, np.ndarray, np.ndarray]:
+        mask = mask_for(q)
         pool_mask = np.ones(n, dtype=bool)
         pool_mask[q.known] = False
-        pool = np.flatnonzero(pool_mask)
-        f = features(history, q.known, mask, config, query_vectors.get(q.project))
+        f = features(history, q.known, mask, config, vector, ref_year=q.year)
+        return f, mask, pool_mask, np.flatnonzero(pool_mask)
+
+    # the fitted ranker learns only from consortia the protocol allows: before the test years (time),
+    # or the other half of the projects (loo, two-fold cross-fitting)
+    scorers: dict[int, BoostedScorer] = {}
+    if {"matcher", "matcher_no_fairness"} & set(methods):
+        if protocol == "time":
+            folds = {0: train_queries}
+        else:
+            folds = {k: [q for q in queries if _fold(q) != k] for k in (0, 1)}
+        for key, train in folds.items():
+            scorer = BoostedScorer()
+            xs, ys = [], []
+            for q in tqdm(train, desc=f"fitting ranker ({len(train)} consortia)", unit=" queries",
+                          disable=not progress, leave=False):
+                f, _, _, pool = features_for(q, query_vectors.get(q.project))
+                x, y = scorer.sample(f, score(f, config), pool, q.hidden)
+                xs.append(x)
+                ys.append(y)
+            if xs and sum(int(y.sum()) for y in ys):
+                scorers[key] = scorer.fit(np.vstack(xs), np.concatenate(ys))
+
+    results = {m: MethodResult() for m in methods}
+    iterator = tqdm(queries, desc=f"evaluating ({protocol})", unit=" queries", disable=not progress)
+    for q in iterator:
+        f, mask, pool_mask, pool = features_for(q, query_vectors.get(q.project))
         newcomer = f.projects == 0
         hidden_new = bool(newcomer[q.hidden])
+        linear = score(f, config)
+        scorer = scorers.get(0 if protocol == "time" else 1 - _fold(q))
+        fitted = scorer.score(f, linear, pool) if scorer is not None else linear
         per_method: dict[str, Callable[[], np.ndarray]] = {
             "random": lambda q=q: np.random.default_rng(abs(hash(q.identifier)) % 2**32).random(n),
             "popularity": lambda f=f: f.projects.astype(np.float64),
@@ -210,8 +248,8 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
             "tfidf": lambda q=q, mask=mask: _max_project_sim(history, mask, _tfidf_sims(
                 tfidf_vectorizer, tfidf_matrix, tfidf_rows, q.text, shape[1]) if tfidf_matrix is not None else None),
             "embedding": lambda f=f: f.text.astype(np.float64),
-            "matcher_no_fairness": lambda f=f: score(f, config),
-            "matcher": lambda f=f: score(f, config),
+            "matcher_no_fairness": lambda fitted=fitted: fitted,
+            "matcher": lambda fitted=fitted: fitted,
         }
         for method in methods:
             scores = per_method[method]()
@@ -234,6 +272,11 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         "data": [str(p) for p in paths],
         "methods": {m: results[m].metrics(pool_size, protocol == "time") for m in methods},
     }
+
+
+def _fold(q: Query) -> int:
+    """Two-fold split of projects for cross-fitting in leave-one-out."""
+    return int(hashlib.sha256(q.identifier.encode()).hexdigest(), 16) % 2
 
 
 def _country_popularity(history: History, ec: sp.csr_matrix, mask: np.ndarray, applicant: int) -> np.ndarray:

@@ -65,53 +65,89 @@ class History:
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """Weights of the features; fitted defaults from the CORDIS evaluation (see README)."""
+    """How features are made and weighed by the linear scorer.
 
-    direct: float = 1.0          # weighted ties to the known members
-    two_hop: float = 0.15        # partners of partners
-    same_country: float = 0.02   # share of known members in the candidate's country
-    popularity: float = 0.01     # log past projects
-    text: float = 0.05           # similarity of the idea to the best-matching past project
-    profile: float = 0.05        # similarity of the idea to the organisation's profile
-    coordinator: float = 0.0     # times as coordinator (raised when a coordinator is sought)
-    shared_weight_power: float = 1.0  # a shared project of size s weighs 1/(s-1)**power
+    The network weights were fitted (logistic regression) on CORDIS consortia that started
+    before 2020 and are the service's defaults; ``evaluate`` fits its own ranker per run.
+    """
+
+    shared_weight_power: float = 0.5   # a shared project of size s weighs 1/(s-1)**power
+    recency_years: float = 2.0         # half-life-like decay of ties and activity, in years
+    weights: tuple[float, ...] = (0.53, 1.81, 0.23, 1.39, 1.46, -0.18, -0.49, 0.58, -1.04, 2.0, 1.5, 0.0)
+    coordinator_weight: float = 0.3    # added to the coordinator column when a coordinator is sought
+
+
+FEATURES = ("breadth", "same_country", "ties", "shared_projects", "ties_small", "ties_recent", "projects",
+            "recent_activity", "two_hop", "text", "profile", "coordinated")
 
 
 @dataclass
 class Features:
-    direct: np.ndarray
-    two_hop: np.ndarray
-    same_country: np.ndarray
-    projects: np.ndarray
+    breadth: np.ndarray          # how many known members the organisation has worked with
+    direct: np.ndarray           # shared projects with known members, small consortia weigh more
+    shared: np.ndarray           # plain count of shared projects with known members
+    direct_small: np.ndarray     # shared projects weighted 1/(s-1): small consortia weigh much more
+    direct_recent: np.ndarray    # ties, recent ones weighing more
+    two_hop: np.ndarray          # partners of partners
+    same_country: np.ndarray     # share of known members in the organisation's country
+    projects: np.ndarray         # past projects (the history mask applied)
+    recent_activity: np.ndarray  # past projects, recent ones weighing more
     coordinated: np.ndarray
-    text: np.ndarray
-    best_project: np.ndarray     # position of the best-matching past project, -1 when none
-    profile: np.ndarray
+    text: np.ndarray             # similarity of the idea to the best-matching past project
+    best_project: np.ndarray     # position of that project, -1 when none
+    profile: np.ndarray          # similarity of the idea to the organisation's profile
+    n_known: int = 0
+
+    def matrix(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The transformed feature columns (``FEATURES`` order) for ``rows`` (all when None)."""
+        sel = slice(None) if rows is None else rows
+        return np.column_stack([
+            np.log1p(self.breadth[sel]), self.same_country[sel], np.log1p(10 * self.direct[sel]),
+            np.log1p(self.shared[sel]), np.log1p(10 * self.direct_small[sel]), np.log1p(10 * self.direct_recent[sel]),
+            np.log1p(self.projects[sel]), np.log1p(self.recent_activity[sel]), np.log1p(10 * self.two_hop[sel]),
+            self.text[sel], self.profile[sel], np.log1p(self.coordinated[sel]),
+        ]).astype(np.float32)
+
+
+def _weights(history: History, mask: np.ndarray, power: float) -> np.ndarray:
+    sizes = history.project_sizes
+    return np.where(sizes > 1, 1.0 / np.maximum(sizes - 1, 1) ** power, 0.0) * mask
 
 
 def features(history: History, known: Sequence[int], project_mask: np.ndarray, config: ScoreConfig,
-             query_vector: np.ndarray | None = None, profile_scores: np.ndarray | None = None) -> Features:
+             query_vector: np.ndarray | None = None, profile_scores: np.ndarray | None = None,
+             ref_year: int | None = None) -> Features:
     """Per-organisation features for a consortium of ``known`` positions, history = ``project_mask``."""
     n = len(history.org_ids)
-    sizes = history.project_sizes
-    weight = np.where(sizes > 1, 1.0 / np.maximum(sizes - 1, 1) ** config.shared_weight_power, 0.0)
-    weight = (weight * project_mask).astype(np.float32)
     inc, inc_t = history.incidence, history.incidence_t
+    mask = project_mask.astype(np.float64)
+    years = history.project_years
+    ref = ref_year if ref_year is not None else int(years[project_mask & (years >= 0)].max(initial=0)) + 1
+    recency = np.where(years >= 0, np.exp(-np.maximum(ref - 1 - years, 0) / config.recency_years), 0.0) * mask
+    zeros = np.zeros(n, dtype=np.float64)
     if known:
         u = np.asarray(inc[list(known)].sum(axis=0)).ravel()
-        direct = inc @ (weight * u)
-        two_hop = inc @ (weight * (inc_t @ direct))
+        w = _weights(history, mask, config.shared_weight_power)
+        direct = inc @ (w * u)
+        shared = inc @ (_weights(history, mask, 0.0) * u)
+        direct_small = inc @ (_weights(history, mask, 1.0) * u)
+        direct_recent = inc @ (w * recency * u)
+        two_hop = inc @ (w * (inc_t @ direct))
+        breadth = zeros.copy()
+        for k in known:
+            member = np.zeros(inc.shape[1])
+            member[inc[k].indices] = 1.0
+            breadth += (inc @ (member * mask)) > 0
         codes = [history.countries[k] for k in known if history.countries[k]]
-        same = np.zeros(n, dtype=np.float32)
+        same = zeros.copy()
         if codes:
             values, counts = np.unique(codes, return_counts=True)
             lookup = dict(zip(values.tolist(), (counts / len(known)).tolist(), strict=True))
-            same = np.array([lookup.get(c, 0.0) for c in history.countries.tolist()], dtype=np.float32)
+            same = np.array([lookup.get(c, 0.0) for c in history.countries.tolist()])
     else:
-        direct = two_hop = np.zeros(n, dtype=np.float32)
-        same = np.zeros(n, dtype=np.float32)
-    mask = project_mask.astype(np.float32)
+        direct = shared = direct_small = direct_recent = two_hop = breadth = same = zeros
     projects = inc @ mask
+    recent_activity = inc @ recency
     coordinated = history.coordinated @ mask
     text = np.zeros(n, dtype=np.float32)
     best = np.full(n, -1, dtype=np.int64)
@@ -122,14 +158,57 @@ def features(history: History, known: Sequence[int], project_mask: np.ndarray, c
         best = np.asarray(weighted.argmax(axis=1)).ravel()
         best[text <= 0] = -1
     profile = profile_scores if profile_scores is not None else np.zeros(n, dtype=np.float32)
-    return Features(np.asarray(direct), np.asarray(two_hop), same, projects, coordinated, text, best, profile)
+    return Features(breadth, direct, shared, direct_small, direct_recent, two_hop, same, projects, recent_activity,
+                    coordinated, text, best, profile, len(known))
 
 
-def score(f: Features, config: ScoreConfig) -> np.ndarray:
-    return (config.direct * np.log1p(10 * f.direct) + config.two_hop * np.log1p(10 * f.two_hop)
-            + config.same_country * f.same_country + config.popularity * np.log1p(f.projects)
-            + config.text * f.text + config.profile * f.profile
-            + config.coordinator * np.log1p(f.coordinated))
+def score(f: Features, config: ScoreConfig, seek_coordinator: bool = False) -> np.ndarray:
+    """The linear scorer: fitted weights over the feature columns."""
+    weights = np.array(config.weights, dtype=np.float32)
+    if seek_coordinator:
+        weights[FEATURES.index("coordinated")] += config.coordinator_weight
+    return f.matrix() @ weights
+
+
+class BoostedScorer:
+    """Gradient-boosted trees over the same features, fitted on consortia the caller chooses.
+
+    Only the ``top`` candidates of the linear scorer are re-scored; the rest keep their
+    linear order below them, so the ranking stays total.
+    """
+
+    def __init__(self, top: int = 3000, seed: int = 0) -> None:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        self.model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
+        self.top = top
+        self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def context(f: Features, rows: np.ndarray) -> np.ndarray:
+        return np.column_stack([f.matrix(rows), np.full(len(rows), np.log1p(f.n_known), dtype=np.float32)])
+
+    def sample(self, f: Features, linear: np.ndarray, pool: np.ndarray, positive: int,
+               negatives: int = 200) -> tuple[np.ndarray, np.ndarray]:
+        """Training rows for one consortium: the hidden partner and hard negatives."""
+        top = rank(linear, pool, self.top)
+        neg = top[top != positive]
+        neg = self.rng.choice(neg, min(negatives, len(neg)), replace=False) if len(neg) else neg
+        rows = np.concatenate([[positive], neg]).astype(np.int64)
+        labels = np.zeros(len(rows), dtype=np.int8)
+        labels[0] = 1
+        return self.context(f, rows), labels
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> BoostedScorer:
+        self.model.fit(x, y)
+        return self
+
+    def score(self, f: Features, linear: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        top = rank(linear, pool, self.top)
+        out = linear - linear.max() - 10.0  # everything else stays below the re-scored top, in linear order
+        if len(top):
+            out[top] = self.model.predict_proba(self.context(f, top))[:, 1] + 1.0
+        return out
 
 
 def rank(scores: np.ndarray, candidates: np.ndarray, limit: int) -> np.ndarray:

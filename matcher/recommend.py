@@ -153,13 +153,11 @@ class Matcher:
     def _score(self, req: MatchRequest, members: list[int]) -> tuple[Features, np.ndarray, Eligibility]:
         h = self.history
         query = self.encoder.encode_queries([req.idea])[0] if (req.idea.strip() and self.encoder) else None
-        config = self.config
-        if req.seek_coordinator or req.applicant is None:
-            config = ScoreConfig(**{**config.__dict__, "coordinator": max(config.coordinator, 0.05)})
-        f = features(h, members, self.mask, config, query, self.profile_scores(query))
+        f = features(h, members, self.mask, self.config, query, self.profile_scores(query))
         elig = check([self._member(p) for p in members], req.action)
         g = gains(h.countries, h.sectors, members, req.sectors, elig.countries_needed)
-        return f, score(f, config) + g.bonus(self.complementarity), elig
+        seek = req.seek_coordinator or req.applicant is None
+        return f, score(f, self.config, seek_coordinator=seek) + g.bonus(self.complementarity), elig
 
     def _member(self, pos: int) -> Member:
         h = self.history
