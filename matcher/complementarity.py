@@ -16,10 +16,10 @@ from matcher import vocab
 
 @dataclass(frozen=True)
 class ComplementarityConfig:
-    adds_wanted_sector: float = 0.3
-    adds_sector: float = 0.05
-    adds_needed_country: float = 0.3
-    repeats: float = -0.1
+    adds_wanted_sector: float = 1.0
+    adds_sector: float = 0.2
+    adds_needed_country: float = 1.2
+    repeats: float = -0.6
 
 
 @dataclass

@@ -106,6 +106,7 @@ class Matcher:
         self.mask = np.ones(len(history.project_ids), dtype=bool)
         self.counts = history.incidence @ self.mask.astype(np.float32)
         self.newcomer = np.array([self.rule.is_newcomer(int(c)) for c in self.counts], dtype=bool)
+        self._profile_rows: np.ndarray | None = None
 
     @classmethod
     def from_db(cls, db: Database, encoder: Encoder | None, index: LoadedIndex | None, **kwargs: Any) -> Matcher:
@@ -142,12 +143,13 @@ class Matcher:
     def profile_scores(self, query: np.ndarray | None) -> np.ndarray | None:
         if query is None or self.index is None:
             return None
+        if self._profile_rows is None:  # index row -> history position, once per matcher
+            rows = np.array([self.history.org_position.get(int(i), -1) for i in self.index.ids], dtype=np.int64)
+            self._profile_rows = rows
         out = np.zeros(len(self.history.org_ids), dtype=np.float32)
         sims = self.index.vectors @ query
-        for org_id, s in zip(self.index.ids.tolist(), sims.tolist(), strict=True):
-            pos = self.history.org_position.get(org_id)
-            if pos is not None:
-                out[pos] = s
+        keep = self._profile_rows >= 0
+        out[self._profile_rows[keep]] = sims[keep]
         return out
 
     def _score(self, req: MatchRequest, members: list[int]) -> tuple[Features, np.ndarray, Eligibility]:
