@@ -37,12 +37,16 @@ def timed(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
     return out
 
 
-def rows(n: int, d: int, seed: int = 0) -> np.ndarray:
+def rows(n: int, d: int, seed: int = 0, centers: int = 2000) -> np.ndarray:
+    """Unit vectors around ``centers`` topics: text embeddings cluster, uniform noise does not."""
+    rng = np.random.default_rng(42)
+    middle = rng.standard_normal((centers, d), dtype=np.float32)
     rng = np.random.default_rng(seed)
     out = np.empty((n, d), dtype=np.float32)
     for s in range(0, n, 100_000):
-        block = rng.standard_normal((min(100_000, n - s), d), dtype=np.float32)
-        out[s:s + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        m = min(100_000, n - s)
+        block = middle[rng.integers(0, centers, m)] + 0.6 * rng.standard_normal((m, d), dtype=np.float32)
+        out[s:s + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 
@@ -71,7 +75,7 @@ def main() -> None:
         ff = timed(lambda: flat.search(queries[next(it) % reps].reshape(1, -1), 10), reps)
         t = time.perf_counter()
         ivf = IVFSearch(vectors)
-        recall = ivf.tune(queries[:100] * 0.3 + vectors[:100] * 0.7)
+        recall = ivf.tune(queries[:100])
         build = time.perf_counter() - t
         an = timed(lambda: ivf.search(queries[next(it) % reps], 10), reps)
         e50, e99 = pct(ex)
@@ -94,15 +98,17 @@ def main() -> None:
             db = Database(f"sqlite:///{tmp}/bench.sqlite")
             with db.session() as s:
                 importers.import_path(s, shared, progress=False)
-            texts = list(current_texts(db, encoder).values())[: 1500 if args.quick else 5752]
-            t = time.perf_counter()
-            encoder.model.encode(texts, batch_size=64, normalize_embeddings=True)  # type: ignore[attr-defined]
-            raw = time.perf_counter() - t
-            t = time.perf_counter()
-            encoder.encode_documents(texts, batch_size=64)
-            ours = time.perf_counter() - t
-            print(f"\nbulk embed of {len(texts)} real profile texts: raw model.encode {len(texts) / raw:.1f} texts/s,"
-                  f" partner-match {len(texts) / ours:.1f} texts/s  (ratio {raw / ours:.2f})")
+            texts = list(current_texts(db, encoder).values())[: 1000 if args.quick else 3000]
+            raw, ours = [], []
+            for _ in range(2):  # alternate, keep the best of each: the machine is shared and noisy
+                t = time.perf_counter()
+                encoder.model.encode(texts, batch_size=64, normalize_embeddings=True)  # type: ignore[attr-defined]
+                raw.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                encoder.encode_documents(texts, batch_size=64)
+                ours.append(time.perf_counter() - t)
+            print(f"\nbulk embed of {len(texts)} real profile texts: raw model.encode {len(texts) / min(raw):.1f} "
+                  f"texts/s, partner-match {len(texts) / min(ours):.1f} texts/s  (ratio {min(raw) / min(ours):.2f})")
             from embeddings.index import IndexStore
 
             t = time.perf_counter()

@@ -78,6 +78,7 @@ class IVFSearch:
         quantizer = faiss.IndexFlatIP(dim)
         self.index = faiss.IndexIVFFlat(quantizer, dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
+        train_max = max(train_max, 40 * self.nlist)  # faiss wants about 39 points per list
         sample = vectors if n <= train_max else vectors[rng.choice(n, train_max, replace=False)]
         self.index.train(np.ascontiguousarray(sample, dtype=np.float32))
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))

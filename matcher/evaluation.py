@@ -25,7 +25,7 @@ from embeddings.encoders import Encoder
 from matcher import importers
 from matcher.db import Database, Organisation, Participation, Project
 from matcher.fairness import FairConfig
-from matcher.ranking import BoostedScorer, Features, History, ScoreConfig, fair_top, features, rank, score
+from matcher.ranking import Features, FittedRanker, History, ScoreConfig, fair_top, features, rank, score
 
 METHODS = ("random", "popularity", "country_popularity", "tfidf", "embedding", "matcher_no_fairness", "matcher")
 CUTOFF = 1000
@@ -214,23 +214,23 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
 
     # the fitted ranker learns only from consortia the protocol allows: before the test years (time),
     # or the other half of the projects (loo, two-fold cross-fitting)
-    scorers: dict[int, BoostedScorer] = {}
+    rankers: dict[int, FittedRanker] = {}
+    fitted_kinds: dict[str, Any] = {}
     if {"matcher", "matcher_no_fairness"} & set(methods):
         if protocol == "time":
             folds = {0: train_queries}
         else:
             folds = {k: [q for q in queries if _fold(q) != k] for k in (0, 1)}
         for key, train in folds.items():
-            scorer = BoostedScorer()
-            xs, ys = [], []
+            ranker = FittedRanker()
             for q in tqdm(train, desc=f"fitting ranker ({len(train)} consortia)", unit=" queries",
                           disable=not progress, leave=False):
                 f, _, _, pool = features_for(q, query_vectors.get(q.project))
-                x, y = scorer.sample(f, score(f, config), pool, q.hidden)
-                xs.append(x)
-                ys.append(y)
-            if xs and sum(int(y.sum()) for y in ys):
-                scorers[key] = scorer.fit(np.vstack(xs), np.concatenate(ys))
+                ranker.add(f, score(f, config), pool, q.hidden)
+            if len(ranker.groups) >= 10:
+                kind = ranker.fit()
+                rankers[key] = ranker
+                fitted_kinds[f"fold{key}"] = {"kind": kind, **ranker.validation}
 
     results = {m: MethodResult() for m in methods}
     iterator = tqdm(queries, desc=f"evaluating ({protocol})", unit=" queries", disable=not progress)
@@ -238,9 +238,9 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         f, mask, pool_mask, pool = features_for(q, query_vectors.get(q.project))
         newcomer = f.projects == 0
         hidden_new = bool(newcomer[q.hidden])
+        ranker = rankers.get(0 if protocol == "time" else _fold(q))
         linear = score(f, config)
-        scorer = scorers.get(0 if protocol == "time" else 1 - _fold(q))
-        fitted = scorer.score(f, linear, pool) if scorer is not None else linear
+        fitted = ranker.score(f, linear, pool) if ranker is not None else linear
         per_method: dict[str, Callable[[], np.ndarray]] = {
             "random": lambda q=q: np.random.default_rng(abs(hash(q.identifier)) % 2**32).random(n),
             "popularity": lambda f=f: f.projects.astype(np.float64),
@@ -251,8 +251,10 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
             "matcher_no_fairness": lambda fitted=fitted: fitted,
             "matcher": lambda fitted=fitted: fitted,
         }
+        # ties (e.g. all-zero text scores when a project has no text) are broken at random, per query
+        jitter = np.random.default_rng(int(hashlib.sha256(q.identifier.encode()).hexdigest()[:8], 16)).random(n)
         for method in methods:
-            scores = per_method[method]()
+            scores = per_method[method]() + 1e-9 * jitter
             res = results[method]
             if method == "matcher":
                 top = rank(scores, pool, CUTOFF)
@@ -269,7 +271,7 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
     pool_size = n
     return {
         "protocol": protocol, "queries": len(queries), "test_from_year": test_from_year,
-        "data": [str(p) for p in paths],
+        "data": [str(p) for p in paths], "ranker": fitted_kinds,
         "methods": {m: results[m].metrics(pool_size, protocol == "time") for m in methods},
     }
 

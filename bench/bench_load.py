@@ -1,0 +1,156 @@
+"""Load benchmark (not a test): 8 concurrent clients for 30 s against gunicorn on real data.
+
+Run from the project root:  .venv/bin/python bench/bench_load.py [--clients 8] [--seconds 30]
+It imports ../shared/data/cordis-h2020-graph.zip and ../shared/data/cordis-2014 into a
+temporary instance, builds the index with the real model, starts gunicorn on 127.0.0.1, and
+prints request p50/p99 and errors next to the p50 of query encode plus search measured in
+the same run, as a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+IDEAS = [
+    "robotics for manufacturing and vocational training", "clinical trials in rare diseases",
+    "climate change adaptation in coastal cities", "teacher training in digital skills",
+    "battery materials and recycling", "inclusion of migrants through language learning",
+    "cyber security for small companies", "marine biology and sustainable fisheries",
+    "quantum sensors", "youth participation in local democracy", "food safety and nutrition for schools",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if not SHARED.exists():
+        sys.exit(f"{SHARED} not found: the load benchmark needs the real data")
+    from embeddings.encoders import load_encoder
+    from embeddings.index import IndexStore
+    from matcher import importers
+    from matcher.db import Database
+    from matcher.indexing import build_index
+
+    with tempfile.TemporaryDirectory(prefix="partner-match-load-") as tmp:
+        env = {**os.environ, "PARTNER_MATCH_INSTANCE_DIR": tmp, "PARTNER_MATCH_RATE_LIMIT": "1000000/minute",
+               "HF_HUB_OFFLINE": "1"}
+        db_url = f"sqlite:///{tmp}/partner-match.sqlite"
+        db = Database(db_url)
+        t = time.perf_counter()
+        for path in (SHARED / "cordis-h2020-graph.zip", SHARED / "cordis-2014"):
+            with db.session() as s:
+                importers.import_path(s, path, progress=False)
+        print(f"import: {time.perf_counter() - t:.1f} s")
+        encoder = load_encoder()
+        store = IndexStore(Path(tmp) / "index")
+        t = time.perf_counter()
+        summary = build_index(db, encoder, store, progress=True)
+        print(f"index build: {summary.total} organisations in {time.perf_counter() - t:.1f} s")
+        loaded = store.load(store.current_name(), encoder.model_id)
+        with db.session() as s:
+            from sqlalchemy import select
+
+            from matcher.db import Participation
+            active = sorted({o for (o,) in s.execute(select(Participation.organisation_id).limit(20000))})
+        db.dispose()
+
+        # the in-process floor: encode one query and search the index
+        inner = []
+        for i in range(200):
+            t = time.perf_counter()
+            loaded.search(encoder.encode_queries([IDEAS[i % len(IDEAS)]])[0], 10)
+            inner.append(time.perf_counter() - t)
+        inner_p50 = statistics.median(inner) * 1000
+
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "--threads", "4", "-b", f"127.0.0.1:{port}",
+             "--timeout", "120", "service:create_app()"], cwd=ROOT, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 300
+            while time.time() < deadline:
+                try:
+                    if requests.get(base + "/readyz", timeout=60).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                time.sleep(1)
+            else:
+                sys.exit("gunicorn did not become ready")
+            # warm every worker's matcher
+            for _ in range(args.workers * 4):
+                requests.post(base + "/api/v1/recommendations", json={"idea": "warm up", "k": 10}, timeout=120)
+            latencies: list[float] = []
+            errors: list[str] = []
+            lock = threading.Lock()
+            stop_at = time.time() + args.seconds
+
+            def client(seed: int) -> None:
+                rng = random.Random(seed)
+                session = requests.Session()
+                while time.time() < stop_at:
+                    applicant = rng.choice(active)
+                    partners = rng.sample(active, 2)
+                    body = {"idea": rng.choice(IDEAS), "applicant": applicant, "partners": partners, "k": 10}
+                    t0 = time.perf_counter()
+                    try:
+                        r = session.post(base + "/api/v1/recommendations", json=body, timeout=60)
+                        ok = r.status_code == 200
+                        problem = None if ok else f"HTTP {r.status_code}: {r.text[:200]}"
+                    except requests.RequestException as exc:
+                        problem = str(exc)
+                    elapsed = time.perf_counter() - t0
+                    with lock:
+                        latencies.append(elapsed)
+                        if problem:
+                            errors.append(problem)
+
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        arr = np.array(latencies) * 1000
+        p50, p99 = float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+        print(f"\n{args.clients} clients x {args.seconds:.0f} s against gunicorn ({args.workers} workers x 4 threads), "
+              f"{summary.total} organisations")
+        print(f"requests: {len(arr)}  ({len(arr) / args.seconds:.1f}/s)   errors: {len(errors)}")
+        print(f"request latency: p50 {p50:.1f} ms   p99 {p99:.1f} ms")
+        print(f"in-process query encode + search: p50 {inner_p50:.1f} ms")
+        print(f"ratio request p99 / (encode + search) p50: {p99 / inner_p50:.1f}")
+        for e in errors[:5]:
+            print("  error:", e)
+
+
+if __name__ == "__main__":
+    main()

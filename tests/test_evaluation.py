@@ -1,0 +1,50 @@
+"""The evaluation protocol on the real consortia: the must-show figures of runs T and L."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from embeddings.encoders import load_encoder
+from matcher.evaluation import METHODS, evaluate
+from service.cli import main
+from tests.conftest import shared_path
+
+
+def test_evaluate_command_small(runner, cli_env, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
+    out = tmp_path / "report.json"
+    result = runner.invoke(main, ["evaluate", str(shared_path("cordis-2014")), "--protocol", "loo", "--limit", "40",
+                                  "--json", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["protocol"] == "loo" and report["queries"] == 40
+    assert set(report["methods"]) == set(METHODS)
+    for metrics in report["methods"].values():
+        assert {"recall@10", "recall@50", "mrr", "recall@10_newcomer", "recall@10_repeat", "newcomers", "repeats",
+                "newcomer_exposure@10", "coverage@10"} <= set(metrics)
+        assert 0 <= metrics["recall@10"] <= metrics["recall@50"] <= 1
+    bad = runner.invoke(main, ["evaluate", str(shared_path("cordis-2014")), "--protocol", "time"])
+    assert bad.exit_code == 2 and "--test-from-year" in bad.output
+
+
+@pytest.mark.slow
+def test_run_L_leave_one_out() -> None:
+    report = evaluate([shared_path("cordis-2014")], "loo", encoder=load_encoder(), progress=False)
+    m = report["methods"]
+    assert report["queries"] == 440
+    assert m["matcher_no_fairness"]["recall@10"] >= 0.20
+    assert m["matcher_no_fairness"]["recall@10"] > m["popularity"]["recall@10"]
+    assert m["matcher_no_fairness"]["recall@10"] > m["embedding"]["recall@10"]
+
+
+@pytest.mark.slow
+def test_run_T_time_split() -> None:
+    report = evaluate([shared_path("cordis-2014"), shared_path("cordis-ecsel"), shared_path("cordis-h2020-graph.zip")],
+                      "time", 2020, encoder=load_encoder(), progress=False)
+    m = report["methods"]
+    assert 1700 <= report["queries"] <= 1900
+    assert m["matcher_no_fairness"]["recall@10"] >= 0.18
+    assert m["matcher"]["newcomer_exposure@10"] >= 0.25
+    assert m["matcher"]["recall@10"] >= 0.9 * m["matcher_no_fairness"]["recall@10"]
