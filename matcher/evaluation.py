@@ -137,7 +137,8 @@ def _rank_of(scores: np.ndarray, pool_mask: np.ndarray, target: int) -> int:
 def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int | None = None,
              encoder: Encoder | None = None, progress: bool = True, fair: FairConfig | None = None,
              config: ScoreConfig | None = None, methods: Sequence[str] = METHODS,
-             limit: int | None = None, train_years: int = 3, max_train: int = 3000) -> dict[str, Any]:
+             limit: int | None = None, train_years: int = 3, max_train: int = 3000,
+             ranker_kinds: tuple[str, ...] = ("linear", "trees")) -> dict[str, Any]:
     if protocol not in ("time", "loo"):
         raise ValueError(f"unknown protocol {protocol!r}; expected 'time' or 'loo'")
     if protocol == "time" and test_from_year is None:
@@ -222,11 +223,12 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         else:
             folds = {k: [q for q in queries if _fold(q) != k] for k in (0, 1)}
         for key, train in folds.items():
-            ranker = FittedRanker()
+            ranker = FittedRanker(kinds=ranker_kinds)
             for q in tqdm(train, desc=f"fitting ranker ({len(train)} consortia)", unit=" queries",
                           disable=not progress, leave=False):
                 f, _, _, pool = features_for(q, query_vectors.get(q.project))
-                ranker.add(f, score(f, config), pool, q.hidden)
+                ranker.add(f, score(f, config), pool, q.hidden,
+                           order=q.year if protocol == "time" else _fold(q, 1000) / 1000)
             if len(ranker.groups) >= 10:
                 kind = ranker.fit()
                 rankers[key] = ranker
@@ -276,9 +278,9 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
     }
 
 
-def _fold(q: Query) -> int:
-    """Two-fold split of projects for cross-fitting in leave-one-out."""
-    return int(hashlib.sha256(q.identifier.encode()).hexdigest(), 16) % 2
+def _fold(q: Query, folds: int = 2) -> int:
+    """A stable split of projects by identifier: cross-fitting folds in leave-one-out."""
+    return int(hashlib.sha256(q.identifier.encode()).hexdigest(), 16) % folds
 
 
 def _country_popularity(history: History, ec: sp.csr_matrix, mask: np.ndarray, applicant: int) -> np.ndarray:

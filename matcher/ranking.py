@@ -74,10 +74,10 @@ class ScoreConfig:
 
     shared_weight_power: float = 0.5   # a shared project of size s weighs 1/(s-1)**power
     recency_years: float = 2.0         # half-life-like decay of ties and activity, in years
-    # fitted by FittedRanker's listwise model on CORDIS consortia that started 2017-2019 (history before each); the text
-    # and profile weights are set by hand, as that data has no text for those years
-    weights: tuple[float, ...] = (1.643, 1.985, 1.226, -1.4, 0.53, 0.301, 0.308, 0.184, -0.347, 2.0, 1.5, -0.142,
-                                  1.863)
+    # set by hand from a few settings compared by recall@10 on CORDIS consortia: consortia re-forming
+    # (overlap) and ties to several members (breadth) first, the idea's text next; the evaluation fits
+    # its own ranker on past consortia and uses these only to order what that ranker does not score
+    weights: tuple[float, ...] = (2.0, 0.3, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.05, 2.0, 1.5, 0.0, 3.0)
     coordinator_weight: float = 0.3    # added to the coordinator column when a coordinator is sought
 
 
@@ -187,7 +187,8 @@ class FittedRanker:
     """
 
     def __init__(self, negatives: int = 1500, tree_negatives: int = 400, l2: float = 1e-3, seed: int = 0,
-                 candidates: int = 1500) -> None:
+                 candidates: int = 1500, kinds: tuple[str, ...] = ("linear", "trees")) -> None:
+        self.kinds = kinds
         self.negatives = negatives
         self.tree_negatives = tree_negatives
         self.l2 = l2
@@ -195,6 +196,7 @@ class FittedRanker:
         self.rng = np.random.default_rng(seed)
         self.n_candidates = candidates
         self.groups: list[np.ndarray] = []
+        self.orders: list[float] = []
         self.kind: str | None = None
         self.weights: np.ndarray | None = None
         self.trees: Any = None
@@ -206,8 +208,11 @@ class FittedRanker:
         best = rank(linear, pool, self.n_candidates // 3)
         return np.unique(np.concatenate([tied, near, best]))
 
-    def add(self, f: Features, linear: np.ndarray, pool: np.ndarray, positive: int) -> bool:
-        """Add one consortium whose hidden partner is ``positive``; False when it teaches nothing."""
+    def add(self, f: Features, linear: np.ndarray, pool: np.ndarray, positive: int, order: float = 0.0) -> bool:
+        """Add one consortium whose hidden partner is ``positive``; False when it teaches nothing.
+
+        ``order`` (e.g. the year) decides validation: the latest fifth of the consortia is held
+        out, as the future is when the ranker will be used."""
         cand = self.candidates(f, linear, pool)
         negatives = cand[cand != positive]
         if len(negatives) == 0:
@@ -215,6 +220,7 @@ class FittedRanker:
         if len(negatives) > self.negatives:
             negatives = self.rng.choice(negatives, self.negatives, replace=False)
         self.groups.append(f.matrix(np.concatenate([[positive], negatives]).astype(np.int64)).astype(np.float32))
+        self.orders.append(order + 1e-6 * float(self.rng.random()))
         return True
 
     def _fit_linear(self, groups: list[np.ndarray]) -> np.ndarray:
@@ -264,32 +270,39 @@ class FittedRanker:
         """Fit both models on four fifths, keep the better on the last fifth, refit it on all."""
         if len(self.groups) < 10:
             raise ValueError(f"{len(self.groups)} training consortia are too few to fit a ranker")
-        order = self.rng.permutation(len(self.groups))
+        order = np.argsort(self.orders, kind="stable")
         cut = int(len(order) * 0.8)
         train = [self.groups[i] for i in order[:cut]]
         held = [self.groups[i] for i in order[cut:]]
-        weights = self._fit_linear(train)
-        trees = self._fit_trees(train)
-        self.validation = {"linear": self._recall(held, lambda g: g @ weights),
-                           "trees": self._recall(held, lambda g: trees.predict_proba(g)[:, 1])}
+        if "linear" in self.kinds:
+            weights = self._fit_linear(train)
+            self.validation["linear"] = self._recall(held, lambda g: g @ weights)
+        if "trees" in self.kinds:
+            trees = self._fit_trees(train)
+            self.validation["trees"] = self._recall(held, lambda g: trees.predict_proba(g)[:, 1])
         self.kind = max(self.validation, key=lambda name: (self.validation[name], name == "linear"))
         if self.kind == "linear":
             self.weights = self._fit_linear(self.groups)
         else:
             self.trees = self._fit_trees(self.groups)
-        self.groups = []
+        self.groups, self.orders = [], []
         return self.kind
 
     def score(self, f: Features, linear: np.ndarray, pool: np.ndarray) -> np.ndarray:
-        if self.kind == "linear" and self.weights is not None:
-            return f.matrix() @ self.weights
-        if self.kind == "trees":
-            cand = self.candidates(f, linear, pool)
-            out = linear - linear.max() - 10.0  # the rest stays below the re-scored candidates, in linear order
-            if len(cand):
-                out[cand] = self.trees.predict_proba(f.matrix(cand))[:, 1] + 1.0
-            return out
-        raise ValueError("the ranker has not been fitted")
+        """Model scores for the candidates it was trained to separate; everyone else below them,
+        in the default linear order (the model never saw such organisations)."""
+        if self.kind is None:
+            raise ValueError("the ranker has not been fitted")
+        cand = self.candidates(f, linear, pool)
+        out = linear - linear.max() - 10.0
+        if len(cand):
+            x = f.matrix(cand)
+            if self.kind == "linear" and self.weights is not None:
+                model = x @ self.weights
+                out[cand] = model - model.min() + 1.0
+            else:
+                out[cand] = self.trees.predict_proba(x)[:, 1] + 1.0
+        return out
 
 
 def rank(scores: np.ndarray, candidates: np.ndarray, limit: int) -> np.ndarray:
