@@ -27,7 +27,8 @@ from matcher.db import Database, Organisation, Participation, Project
 from matcher.fairness import FairConfig
 from matcher.ranking import Features, FittedRanker, History, ScoreConfig, fair_top, features, rank, score
 
-METHODS = ("random", "popularity", "country_popularity", "tfidf", "embedding", "matcher_no_fairness", "matcher")
+METHODS = ("random", "popularity", "country_popularity", "tfidf", "embedding", "matcher_default", "matcher_no_fairness",
+           "matcher")
 CUTOFF = 1000
 
 
@@ -84,7 +85,7 @@ def project_texts(db: Database, history: History) -> list[str]:
 
 
 def build_queries(db: Database, history: History, protocol: str, test_from_year: int | None,
-                  until_year: int | None = None) -> list[Query]:
+                  until_year: int | None = None, every_member: bool = False) -> list[Query]:
     """Queries for projects starting from ``test_from_year`` (time; before ``until_year`` if given) or all (loo)."""
     with db.session() as session:
         pics = dict(session.execute(select(Organisation.id, Organisation.pic)).all())
@@ -110,12 +111,13 @@ def build_queries(db: Database, history: History, protocol: str, test_from_year:
         ident = identifiers[pid]
         seed: int | str = int(ident) if ident.isdigit() else ident
         others = sorted((o for o, r in team if r != "coordinator"), key=lambda o: _pic_key(pics.get(o), o))
-        hidden = random.Random(seed).choice(others)
-        if protocol == "loo" and history.incidence[history.org_position[hidden]].nnz < 2:
-            continue  # a hidden member with no other project would give the answer away
-        known = [coordinators[0]] + [o for o in others if o != hidden]
-        queries.append(Query(ppos, ident, year, texts[ppos], [history.org_position[o] for o in known],
-                             history.org_position[hidden]))
+        # the test protocol hides one member; training may hide each member in turn
+        for hidden in (others if every_member else [random.Random(seed).choice(others)]):
+            if protocol == "loo" and history.incidence[history.org_position[hidden]].nnz < 2:
+                continue  # a hidden member with no other project would give the answer away
+            known = [coordinators[0]] + [o for o in others if o != hidden]
+            queries.append(Query(ppos, ident, year, texts[ppos], [history.org_position[o] for o in known],
+                                 history.org_position[hidden]))
     return queries
 
 
@@ -157,9 +159,12 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
             queries = queries[:limit]
         train_queries: list[Query] = []
         if protocol == "time" and test_from_year is not None:
-            train_queries = build_queries(db, history, "time", test_from_year - train_years, until_year=test_from_year)
-            if len(train_queries) > max_train:
-                train_queries = random.Random(0).sample(train_queries, max_train)
+            train_queries = build_queries(db, history, "time", test_from_year - train_years, until_year=test_from_year,
+                                          every_member=True)
+        elif protocol == "loo":
+            train_queries = build_queries(db, history, "loo", None, every_member=True)
+        if len(train_queries) > max_train:
+            train_queries = random.Random(0).sample(train_queries, max_train)
         texts = project_texts(db, history)
         db.dispose()
     shape = history.incidence.shape
@@ -221,7 +226,10 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         if protocol == "time":
             folds = {0: train_queries}
         else:
-            folds = {k: [q for q in queries if _fold(q) != k] for k in (0, 1)}
+            folds = {k: [q for q in train_queries if _fold(q) != k] for k in (0, 1)}
+            for key in folds:
+                if len(folds[key]) > max_train:
+                    folds[key] = random.Random(key).sample(folds[key], max_train)
         for key, train in folds.items():
             ranker = FittedRanker(kinds=ranker_kinds)
             for q in tqdm(train, desc=f"fitting ranker ({len(train)} consortia)", unit=" queries",
@@ -241,7 +249,7 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         newcomer = f.projects == 0
         hidden_new = bool(newcomer[q.hidden])
         ranker = rankers.get(0 if protocol == "time" else _fold(q))
-        linear = score(f, config)
+        linear = score(f, config)  # the service's own scorer
         fitted = ranker.score(f, linear, pool) if ranker is not None else linear
         per_method: dict[str, Callable[[], np.ndarray]] = {
             "random": lambda q=q: np.random.default_rng(abs(hash(q.identifier)) % 2**32).random(n),
@@ -250,6 +258,7 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
             "tfidf": lambda q=q, mask=mask: _max_project_sim(history, mask, _tfidf_sims(
                 tfidf_vectorizer, tfidf_matrix, tfidf_rows, q.text, shape[1]) if tfidf_matrix is not None else None),
             "embedding": lambda f=f: f.text.astype(np.float64),
+            "matcher_default": lambda linear=linear: linear,
             "matcher_no_fairness": lambda fitted=fitted: fitted,
             "matcher": lambda fitted=fitted: fitted,
         }

@@ -219,9 +219,15 @@ class FittedRanker:
             return False
         if len(negatives) > self.negatives:
             negatives = self.rng.choice(negatives, self.negatives, replace=False)
-        self.groups.append(f.matrix(np.concatenate([[positive], negatives]).astype(np.int64)).astype(np.float32))
+        rows = np.concatenate([[positive], negatives]).astype(np.int64)
+        self.groups.append(self._x(f, linear, rows).astype(np.float32))
         self.orders.append(order + 1e-6 * float(self.rng.random()))
         return True
+
+    @staticmethod
+    def _x(f: Features, linear: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The features plus the default score, which the fitted model may lean on."""
+        return np.column_stack([f.matrix(rows), linear[rows].astype(np.float32)])
 
     def _fit_linear(self, groups: list[np.ndarray]) -> np.ndarray:
         from scipy.optimize import minimize
@@ -296,7 +302,7 @@ class FittedRanker:
         cand = self.candidates(f, linear, pool)
         out = linear - linear.max() - 10.0
         if len(cand):
-            x = f.matrix(cand)
+            x = self._x(f, linear, cand)
             if self.kind == "linear" and self.weights is not None:
                 model = x @ self.weights
                 out[cand] = model - model.min() + 1.0

@@ -91,7 +91,7 @@ class Matcher:
 
     def __init__(self, history: History, names: dict[int, str], projects: dict[int, tuple[str | None, int | None]],
                  encoder: Encoder | None, index: LoadedIndex | None, config: ScoreConfig | None = None,
-                 complementarity: ComplementarityConfig | None = None, alpha: float = 0.5,
+                 complementarity: ComplementarityConfig | None = None, alpha: float = 0.4,
                  rule: NewcomerRule | None = None, org_types: np.ndarray | None = None) -> None:
         self.history = history
         self.names = names

@@ -37,6 +37,7 @@ def test_run_L_leave_one_out() -> None:
     assert m["matcher_no_fairness"]["recall@10"] >= 0.20
     assert m["matcher_no_fairness"]["recall@10"] > m["popularity"]["recall@10"]
     assert m["matcher_no_fairness"]["recall@10"] > m["embedding"]["recall@10"]
+    assert report["ranker"]  # fitted on the other fold of projects
 
 
 @pytest.mark.slow

@@ -43,6 +43,7 @@ def test_small_scale_and_school_rules() -> None:
 
 def test_minimum_table_is_the_binomial_quantile() -> None:
     assert minimum_table(10, 0.3, 0.5) == (0, 1, 1, 1, 1, 2, 2, 2, 3, 3)
+    assert minimum_table(10, 0.3, 0.4) == (0, 0, 1, 1, 1, 1, 2, 2, 2, 3)
     assert minimum_table(5, 0.0, 0.1) == (0, 0, 0, 0, 0)
     assert all(a <= b for a, b in zip(minimum_table(50, 0.4, 0.1), minimum_table(50, 0.4, 0.1)[1:], strict=False))
 
