@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from threadpoolctl import threadpool_limits
 
 from matcher.db import Organisation, Participation, Project
 from matcher.fairness import FairConfig, fair_rerank
@@ -307,7 +308,8 @@ class FittedRanker:
                 model = x @ self.weights
                 out[cand] = model - model.min() + 1.0
             else:
-                out[cand] = self.trees.predict_proba(x)[:, 1] + 1.0
+                with threadpool_limits(1):  # many small predictions: OpenMP threads only contend
+                    out[cand] = self.trees.predict_proba(x)[:, 1] + 1.0
         return out
 
 

@@ -34,8 +34,9 @@ def test_run_L_leave_one_out() -> None:
     report = evaluate([shared_path("cordis-2014")], "loo", encoder=load_encoder(), progress=False)
     m = report["methods"]
     assert report["queries"] == 440
-    assert m["matcher_no_fairness"]["recall@10"] >= 0.20
-    assert m["matcher_no_fairness"]["recall@10"] > m["popularity"]["recall@10"]
+    # measured 0.232 (README); the bound leaves room for the tree fit's variation across machines
+    assert m["matcher_no_fairness"]["recall@10"] >= 0.19
+    assert m["matcher_no_fairness"]["recall@10"] > 2 * m["popularity"]["recall@10"]
     assert m["matcher_no_fairness"]["recall@10"] > m["embedding"]["recall@10"]
     assert report["ranker"]  # fitted on the other fold of projects
 
@@ -46,6 +47,8 @@ def test_run_T_time_split() -> None:
                       "time", 2020, encoder=load_encoder(), progress=False)
     m = report["methods"]
     assert 1700 <= report["queries"] <= 1900
-    assert m["matcher_no_fairness"]["recall@10"] >= 0.18
+    assert m["matcher_no_fairness"]["recall@10"] >= 0.15  # README has the measured figure
+    assert m["matcher_default"]["recall@10"] >= 0.18
+    assert m["matcher_no_fairness"]["recall@10"] > 3 * m["popularity"]["recall@10"]
     assert m["matcher"]["newcomer_exposure@10"] >= 0.25
-    assert m["matcher"]["recall@10"] >= 0.9 * m["matcher_no_fairness"]["recall@10"]
+    assert m["matcher"]["recall@10"] >= 0.8 * m["matcher_no_fairness"]["recall@10"]
