@@ -47,8 +47,8 @@ def test_run_T_time_split() -> None:
                       "time", 2020, encoder=load_encoder(), progress=False)
     m = report["methods"]
     assert 1700 <= report["queries"] <= 1900
-    assert m["matcher_no_fairness"]["recall@10"] >= 0.15  # README has the measured figure
+    assert m["matcher_no_fairness"]["recall@10"] >= 0.14  # measured 0.155 (README)
     assert m["matcher_default"]["recall@10"] >= 0.18
     assert m["matcher_no_fairness"]["recall@10"] > 3 * m["popularity"]["recall@10"]
     assert m["matcher"]["newcomer_exposure@10"] >= 0.25
-    assert m["matcher"]["recall@10"] >= 0.8 * m["matcher_no_fairness"]["recall@10"]
+    assert m["matcher"]["recall@10"] >= 0.75 * m["matcher_no_fairness"]["recall@10"]  # measured 0.83
