@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -74,7 +73,3 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return response
 
     return app
-
-
-def static_dir() -> Path:
-    return Path(__file__).resolve().parent / "static"
