@@ -180,13 +180,18 @@ class OrganisationsQuery(BaseModel):
         return vocab.check_sector(v) if v else None
 
 
-class OrganisationSummary(BaseModel):
+class OrganisationListed(BaseModel):
+    """What every listing shows of an organisation."""
+
     id: int
     name: str
     country: str | None
     city: str | None
     sector: str
     org_type: str | None
+
+
+class OrganisationSummary(OrganisationListed):
     newcomer: bool
     projects: int
 
@@ -289,13 +294,7 @@ class NewcomersQuery(BaseModel):
     _sector = field_validator("sector")(lambda v: vocab.check_sector(v) if v else None)
 
 
-class NewcomerOut(BaseModel):
-    id: int
-    name: str
-    country: str | None
-    city: str | None
-    sector: str
-    org_type: str | None
+class NewcomerOut(OrganisationListed):
     website: str | None
     score: float
     description: str | None
