@@ -25,7 +25,7 @@ from embeddings.encoders import Encoder
 from matcher import importers
 from matcher.db import Database, Organisation, Participation, Project
 from matcher.fairness import FairConfig
-from matcher.ranking import Features, FittedRanker, History, ScoreConfig, fair_top, features, rank, score
+from matcher.ranking import Features, FittedRanker, History, RankerConfig, ScoreConfig, fair_top, features, rank, score
 
 METHODS = ("random", "popularity", "country_popularity", "tfidf", "embedding", "matcher_default", "matcher_no_fairness",
            "matcher")
@@ -139,8 +139,8 @@ def _rank_of(scores: np.ndarray, pool_mask: np.ndarray, target: int) -> int:
 def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int | None = None,
              encoder: Encoder | None = None, progress: bool = True, fair: FairConfig | None = None,
              config: ScoreConfig | None = None, methods: Sequence[str] = METHODS,
-             limit: int | None = None, train_years: int = 3, max_train: int = 3000,
-             ranker_kinds: tuple[str, ...] = ("linear", "trees")) -> dict[str, Any]:
+             limit: int | None = None, train_years: int = 3, max_train: int = 8000,
+             ranker: RankerConfig | None = None) -> dict[str, Any]:
     if protocol not in ("time", "loo"):
         raise ValueError(f"unknown protocol {protocol!r}; expected 'time' or 'loo'")
     if protocol == "time" and test_from_year is None:
@@ -220,6 +220,7 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
 
     # the fitted ranker learns only from consortia the protocol allows: before the test years (time),
     # or the other half of the projects (loo, two-fold cross-fitting)
+    ranker_config = ranker
     rankers: dict[int, FittedRanker] = {}
     fitted_kinds: dict[str, Any] = {}
     if {"matcher", "matcher_no_fairness"} & set(methods):
@@ -231,16 +232,20 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
                 if len(folds[key]) > max_train:
                     folds[key] = random.Random(key).sample(folds[key], max_train)
         for key, train in folds.items():
-            ranker = FittedRanker(kinds=ranker_kinds)
+            fitted = FittedRanker(ranker_config)
             for q in tqdm(train, desc=f"fitting ranker ({len(train)} consortia)", unit=" queries",
                           disable=not progress, leave=False):
                 f, _, _, pool = features_for(q, query_vectors.get(q.project))
-                ranker.add(f, score(f, config), pool, q.hidden,
+                fitted.add(f, score(f, config), pool, q.hidden,
                            order=q.year if protocol == "time" else _fold(q, 1000) / 1000)
-            if len(ranker.groups) >= 10:
-                kind = ranker.fit()
-                rankers[key] = ranker
-                fitted_kinds[f"fold{key}"] = {"kind": kind, **ranker.validation}
+            try:
+                kind = fitted.fit()
+            except ValueError as too_few:  # too little history: the default scorer stands in, visibly
+                fitted_kinds[f"fold{key}"] = {"kind": "default", "reason": str(too_few)}
+                continue
+            rankers[key] = fitted
+            fitted_kinds[f"fold{key}"] = {"kind": kind, "consortia": len(train),
+                                          "validation_recall@10": fitted.validation}
 
     results = {m: MethodResult() for m in methods}
     iterator = tqdm(queries, desc=f"evaluating ({protocol})", unit=" queries", disable=not progress)
@@ -248,9 +253,9 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         f, mask, pool_mask, pool = features_for(q, query_vectors.get(q.project))
         newcomer = f.projects == 0
         hidden_new = bool(newcomer[q.hidden])
-        ranker = rankers.get(0 if protocol == "time" else _fold(q))
+        fold_ranker = rankers.get(0 if protocol == "time" else _fold(q))
         linear = score(f, config)  # the service's own scorer
-        fitted = ranker.score(f, linear, pool) if ranker is not None else linear
+        fitted = fold_ranker.score(f, linear, pool) if fold_ranker is not None else linear
         per_method: dict[str, Callable[[], np.ndarray]] = {
             "random": lambda q=q: np.random.default_rng(abs(hash(q.identifier)) % 2**32).random(n),
             "popularity": lambda f=f: f.projects.astype(np.float64),

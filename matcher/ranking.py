@@ -16,7 +16,6 @@ import numpy as np
 import scipy.sparse as sp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from threadpoolctl import threadpool_limits
 
 from matcher.db import Organisation, Participation, Project
 from matcher.fairness import FairConfig, fair_rerank
@@ -43,6 +42,9 @@ class History:
         self.project_position = {int(i): p for p, i in enumerate(self.project_ids.tolist())}
         self.incidence_t = self.incidence.T.tocsr()
         self.project_sizes = np.asarray(self.incidence.sum(axis=0)).ravel()
+        # integer codes make "share of the consortium in my country / sector" one bincount per query
+        self.country_names, self.country_codes = np.unique(self.countries, return_inverse=True)
+        self.sector_names, self.sector_codes = np.unique(self.sectors, return_inverse=True)
 
     @classmethod
     def from_db(cls, session: Session) -> History:
@@ -65,25 +67,34 @@ class History:
                    project_ids, np.array([int(p[1]) if p[1] is not None else -1 for p in projects]), inc, cin)
 
 
+DEFAULT_WEIGHTS: tuple[tuple[str, float], ...] = (
+    ("breadth", 2.0), ("same_country", 0.3), ("ties", 0.3), ("two_hop", 0.05), ("text", 2.0), ("profile", 1.5),
+    ("overlap", 3.0),
+)
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
-    """How features are made and weighed by the linear scorer.
+    """How features are made and weighed by the default linear scorer.
 
-    The network weights were fitted (logistic regression) on CORDIS consortia that started
-    before 2020 and are the service's defaults; ``evaluate`` fits its own ranker per run.
+    The default weights were set by hand, comparing a few settings by recall@10 on CORDIS
+    consortia: a consortium re-forming (overlap) and ties to several members (breadth) first,
+    the idea's text next. A ranker fitted on past consortia (``FittedRanker``) replaces them
+    where there is enough history to learn from.
     """
 
     shared_weight_power: float = 0.5   # a shared project of size s weighs 1/(s-1)**power
     recency_years: float = 2.0         # half-life-like decay of ties and activity, in years
-    # set by hand from a few settings compared by recall@10 on CORDIS consortia: consortia re-forming
-    # (overlap) and ties to several members (breadth) first, the idea's text next; the evaluation fits
-    # its own ranker on past consortia and uses these only to order what that ranker does not score
-    weights: tuple[float, ...] = (2.0, 0.3, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.05, 2.0, 1.5, 0.0, 3.0)
+    damping: float = 0.85              # personalised PageRank: chance of walking on rather than restarting
+    walk_steps: int = 8                # power iterations of that walk (enough to settle the top of the ranking)
+    weights: tuple[tuple[str, float], ...] = DEFAULT_WEIGHTS
     coordinator_weight: float = 0.3    # added to the coordinator column when a coordinator is sought
 
 
 FEATURES = ("breadth", "same_country", "ties", "shared_projects", "ties_small", "ties_recent", "projects",
-            "recent_activity", "two_hop", "text", "profile", "coordinated", "overlap")
+            "recent_activity", "two_hop", "text", "profile", "coordinated", "overlap", "walk", "reunion",
+            "reunion_any", "coordinator_ties", "overlap_recent", "adamic_adar", "same_sector", "coordinator_country",
+            "tie_share", "consortium_size", "known_members")
 
 
 @dataclass
@@ -102,22 +113,65 @@ class Features:
     best_project: np.ndarray     # position of that project, -1 when none
     profile: np.ndarray          # similarity of the idea to the organisation's profile
     overlap: np.ndarray          # most known members met in one past project: a consortium re-forming
+    walk: np.ndarray             # personalised PageRank from the known members over past consortia
+    reunion: np.ndarray          # largest share of a past consortium (with 2+ known members) now re-forming
+    reunion_any: np.ndarray      # the same over any past consortium with a known member
+    coordinator_ties: np.ndarray  # ties to the applicant itself, who usually picks the partners
+    overlap_recent: np.ndarray   # overlap, recent consortia weighing more
+    adamic_adar: np.ndarray      # shared projects weighted 1/log(size)
+    same_sector: np.ndarray      # share of known members of the organisation's sector (complementarity's inverse)
+    coordinator_country: np.ndarray  # in the applicant's country
+    consortium_size: np.ndarray  # mean size of the organisation's past consortia
     n_known: int = 0
 
     def matrix(self, rows: np.ndarray | None = None) -> np.ndarray:
         """The transformed feature columns (``FEATURES`` order) for ``rows`` (all when None)."""
         sel = slice(None) if rows is None else rows
+        projects = self.projects[sel]
         return np.column_stack([
             np.log1p(self.breadth[sel]), self.same_country[sel], np.log1p(10 * self.direct[sel]),
             np.log1p(self.shared[sel]), np.log1p(10 * self.direct_small[sel]), np.log1p(10 * self.direct_recent[sel]),
-            np.log1p(self.projects[sel]), np.log1p(self.recent_activity[sel]), np.log1p(10 * self.two_hop[sel]),
+            np.log1p(projects), np.log1p(self.recent_activity[sel]), np.log1p(10 * self.two_hop[sel]),
             self.text[sel], self.profile[sel], np.log1p(self.coordinated[sel]), np.log1p(self.overlap[sel]),
+            np.log1p(1e3 * self.walk[sel]), self.reunion[sel], self.reunion_any[sel],
+            np.log1p(10 * self.coordinator_ties[sel]), np.log1p(self.overlap_recent[sel]),
+            np.log1p(self.adamic_adar[sel]), self.same_sector[sel], self.coordinator_country[sel],
+            self.shared[sel] / np.maximum(projects, 1), np.log1p(self.consortium_size[sel]),
+            np.full(len(projects), self.n_known),
         ]).astype(np.float32)
 
 
 def _weights(history: History, mask: np.ndarray, power: float) -> np.ndarray:
     sizes = history.project_sizes
     return np.where(sizes > 1, 1.0 / np.maximum(sizes - 1, 1) ** power, 0.0) * mask
+
+
+def _row_max(matrix: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
+    """Per row, the largest of ``values`` over the row's columns (0 for empty rows, never below 0)."""
+    out = np.zeros(matrix.shape[0], dtype=np.float64)
+    filled = np.diff(matrix.indptr) > 0
+    if filled.any():
+        out[filled] = np.maximum.reduceat(values[matrix.indices], matrix.indptr[:-1][filled])
+    return np.maximum(out, 0.0)
+
+
+def _share(codes: np.ndarray, known: Sequence[int]) -> np.ndarray:
+    """For every organisation, the share of the known members with the same code."""
+    counts = np.bincount(codes[list(known)], minlength=int(codes.max(initial=0)) + 1)
+    return counts[codes] / len(known)
+
+
+def walk(history: History, known: Sequence[int], mask: np.ndarray, damping: float, steps: int) -> np.ndarray:
+    """Personalised PageRank over organisation -> past project -> organisation, restarting at the known members."""
+    inc, inc_t = history.incidence, history.incidence_t
+    org_degree = np.maximum(inc @ mask, 1.0)
+    project_size = np.maximum(history.project_sizes * mask, 1.0)
+    restart = np.zeros(inc.shape[0])
+    restart[list(known)] = 1.0 / len(known)
+    r = restart.copy()
+    for _ in range(steps):
+        r = (1 - damping) * restart + damping * (inc @ (mask * (inc_t @ (r / org_degree)) / project_size))
+    return r
 
 
 def features(history: History, known: Sequence[int], project_mask: np.ndarray, config: ScoreConfig,
@@ -128,34 +182,46 @@ def features(history: History, known: Sequence[int], project_mask: np.ndarray, c
     inc, inc_t = history.incidence, history.incidence_t
     mask = project_mask.astype(np.float64)
     years = history.project_years
+    sizes = history.project_sizes
     ref = ref_year if ref_year is not None else int(years[project_mask & (years >= 0)].max(initial=0)) + 1
     recency = np.where(years >= 0, np.exp(-np.maximum(ref - 1 - years, 0) / config.recency_years), 0.0) * mask
     zeros = np.zeros(n, dtype=np.float64)
+    projects = inc @ mask
     if known:
-        u = np.asarray(inc[list(known)].sum(axis=0)).ravel()
+        u = np.asarray(inc[list(known)].sum(axis=0)).ravel() * mask
         w = _weights(history, mask, config.shared_weight_power)
         direct = inc @ (w * u)
         shared = inc @ (_weights(history, mask, 0.0) * u)
         direct_small = inc @ (_weights(history, mask, 1.0) * u)
         direct_recent = inc @ (w * recency * u)
         two_hop = inc @ (w * (inc_t @ direct))
-        overlap = inc.multiply((u * mask)[None, :]).tocsr().max(axis=1).toarray().ravel()
+        overlap = _row_max(inc, u)
+        overlap_recent = _row_max(inc, u * recency)
+        share_known = np.where(sizes > 1, u / np.maximum(sizes - 1, 1), 0.0)
+        reunion_any = _row_max(inc, share_known)
+        reunion = _row_max(inc, np.where(u >= 2, share_known, 0.0))
+        adamic_adar = inc @ (np.where(sizes > 1, 1.0 / np.log(np.maximum(sizes, 2)), 0.0) * mask * u)
+        coordinator = np.zeros(inc.shape[1])
+        coordinator[inc[known[0]].indices] = 1.0
+        coordinator_ties = inc @ (w * coordinator)
         breadth = zeros.copy()
         for k in known:
             member = np.zeros(inc.shape[1])
             member[inc[k].indices] = 1.0
             breadth += (inc @ (member * mask)) > 0
-        codes = [history.countries[k] for k in known if history.countries[k]]
-        same = zeros.copy()
-        if codes:
-            values, counts = np.unique(codes, return_counts=True)
-            lookup = dict(zip(values.tolist(), (counts / len(known)).tolist(), strict=True))
-            same = np.array([lookup.get(c, 0.0) for c in history.countries.tolist()])
+        with_country = [k for k in known if history.countries[k]]
+        same = _share(history.country_codes, with_country) * (history.countries != "") if with_country else zeros
+        same = same * len(with_country) / len(known)
+        same_sector = _share(history.sector_codes, known)
+        coord_country = (history.country_codes == history.country_codes[known[0]]) & (history.countries != "")
+        walked = walk(history, known, mask, config.damping, config.walk_steps)
     else:
         direct = shared = direct_small = direct_recent = two_hop = breadth = same = overlap = zeros
-    projects = inc @ mask
+        overlap_recent = reunion = reunion_any = adamic_adar = coordinator_ties = same_sector = walked = zeros
+        coord_country = np.zeros(n, dtype=bool)
     recent_activity = inc @ recency
     coordinated = history.coordinated @ mask
+    consortium_size = (inc @ (sizes * mask)) / np.maximum(projects, 1)
     text = np.zeros(n, dtype=np.float32)
     best = np.full(n, -1, dtype=np.int64)
     if query_vector is not None and history.project_vectors is not None:
@@ -166,150 +232,131 @@ def features(history: History, known: Sequence[int], project_mask: np.ndarray, c
         best[text <= 0] = -1
     profile = profile_scores if profile_scores is not None else np.zeros(n, dtype=np.float32)
     return Features(breadth, direct, shared, direct_small, direct_recent, two_hop, same, projects, recent_activity,
-                    coordinated, text, best, profile, overlap, len(known))
+                    coordinated, text, best, profile, overlap, walked, reunion, reunion_any, coordinator_ties,
+                    overlap_recent, adamic_adar, same_sector, coord_country.astype(np.float64), consortium_size,
+                    len(known))
+
+
+def default_weights(config: ScoreConfig, seek_coordinator: bool = False) -> np.ndarray:
+    weights = np.zeros(len(FEATURES), dtype=np.float32)
+    for name, value in config.weights:
+        weights[FEATURES.index(name)] = value
+    if seek_coordinator:
+        weights[FEATURES.index("coordinated")] += config.coordinator_weight
+    return weights
 
 
 def score(f: Features, config: ScoreConfig, seek_coordinator: bool = False) -> np.ndarray:
-    """The linear scorer: fitted weights over the feature columns."""
-    weights = np.array(config.weights, dtype=np.float32)
-    if seek_coordinator:
-        weights[FEATURES.index("coordinated")] += config.coordinator_weight
-    return f.matrix() @ weights
+    """The default linear scorer: hand-set weights over the feature columns."""
+    return f.matrix() @ default_weights(config, seek_coordinator)
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """The fitted ranker: LambdaMART (LightGBM) over the strongest candidates of the network walk."""
+
+    candidates: int = 300          # re-ranked per query: the walk's best, plus the best by text and by profile
+    learning_rate: float = 0.03
+    trees: int = 500
+    leaves: int = 15
+    min_leaf: int = 50
+    truncation: int = 30           # lambdarank attends to the top of each list, where users look
+    seed: int = 0
+    threads: int = 2
 
 
 class FittedRanker:
-    """A ranker fitted on past consortia: a listwise linear model or gradient-boosted trees,
-    whichever finds more hidden partners on a held-out fifth of the training consortia.
+    """A ranker fitted on past consortia, used only where it beats the default scorer.
 
-    Each training consortium gives its hidden partner and a sample of the candidates the
-    pipeline would show (everyone tied to the consortium, strong partners of partners, the
-    default scorer's best). It learns only from what it is given, so the caller decides what
-    is history: the evaluation gives only consortia before the test years.
+    Each training consortium gives its hidden partner and the candidates the pipeline would
+    re-rank (the walk's best, plus the best by text). LambdaMART learns to put the hidden
+    partner first; on the latest fifth of the consortia (the future, as in use) its recall@10
+    is compared with the default scorer's, and the better is kept. It learns only from what it
+    is given, so the caller decides what is history: the evaluation gives only the past.
     """
 
-    def __init__(self, negatives: int = 1500, tree_negatives: int = 400, l2: float = 1e-3, seed: int = 0,
-                 candidates: int = 1500, kinds: tuple[str, ...] = ("linear", "trees")) -> None:
-        self.kinds = kinds
-        self.negatives = negatives
-        self.tree_negatives = tree_negatives
-        self.l2 = l2
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
-        self.n_candidates = candidates
-        self.groups: list[np.ndarray] = []
+    def __init__(self, config: RankerConfig | None = None) -> None:
+        self.config = config or RankerConfig()
+        # per consortium: candidate features, row of the hidden partner (-1: missed), its default rank
+        self.groups: list[tuple[np.ndarray, int, int]] = []
         self.orders: list[float] = []
         self.kind: str | None = None
-        self.weights: np.ndarray | None = None
-        self.trees: Any = None
+        self.model: Any = None
         self.validation: dict[str, float] = {}
+        self._rng = np.random.default_rng(self.config.seed)
 
-    def candidates(self, f: Features, linear: np.ndarray, pool: np.ndarray) -> np.ndarray:
-        tied = pool[f.direct[pool] > 0]
-        near = rank(f.two_hop, pool, self.n_candidates)
-        best = rank(linear, pool, self.n_candidates // 3)
-        return np.unique(np.concatenate([tied, near, best]))
+    def candidates(self, f: Features, pool: np.ndarray) -> np.ndarray:
+        k = self.config.candidates
+        parts = [rank(f.walk, pool[f.walk[pool] > 0], k)]
+        for relevance in (f.text, f.profile):
+            related = pool[relevance[pool] > 0]
+            if len(related):
+                parts.append(rank(relevance, related, k // 3))
+        return np.unique(np.concatenate(parts)).astype(np.int64)
 
     def add(self, f: Features, linear: np.ndarray, pool: np.ndarray, positive: int, order: float = 0.0) -> bool:
-        """Add one consortium whose hidden partner is ``positive``; False when it teaches nothing.
+        """Add one consortium whose hidden partner is ``positive``; False when the candidates miss it.
 
-        ``order`` (e.g. the year) decides validation: the latest fifth of the consortia is held
-        out, as the future is when the ranker will be used."""
-        cand = self.candidates(f, linear, pool)
-        negatives = cand[cand != positive]
-        if len(negatives) == 0:
-            return False
-        if len(negatives) > self.negatives:
-            negatives = self.rng.choice(negatives, self.negatives, replace=False)
-        rows = np.concatenate([[positive], negatives]).astype(np.int64)
-        self.groups.append(self._x(f, linear, rows).astype(np.float32))
-        self.orders.append(order + 1e-6 * float(self.rng.random()))
-        return True
+        ``order`` (e.g. the year) decides validation: the latest fifth is held out."""
+        cand = self.candidates(f, pool)
+        hit = np.flatnonzero(cand == positive)
+        default_rank = int(np.count_nonzero(linear[pool] > linear[positive])) + 1
+        self.groups.append((f.matrix(cand), int(hit[0]) if len(hit) else -1, default_rank))
+        self.orders.append(order + 1e-6 * float(self._rng.random()))
+        return len(hit) > 0
 
-    @staticmethod
-    def _x(f: Features, linear: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """The features plus the default score, which the fitted model may lean on."""
-        return np.column_stack([f.matrix(rows), linear[rows].astype(np.float32)])
+    def _fit(self, groups: list[tuple[np.ndarray, int, int]]) -> Any:
+        import lightgbm
 
-    def _fit_linear(self, groups: list[np.ndarray]) -> np.ndarray:
-        from scipy.optimize import minimize
-
-        stacked = np.vstack(groups).astype(np.float64)
-        mean, std = stacked.mean(axis=0), stacked.std(axis=0) + 1e-6
-        standard = [(g - mean) / std for g in groups]
-        dim = stacked.shape[1]
-
-        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-            total, grad = 0.0, np.zeros(dim)
-            for g in standard:
-                s = g @ w
-                top = s.max()
-                e = np.exp(s - top)
-                z = e.sum()
-                total -= s[0] - top - np.log(z)
-                grad -= g[0] - (e / z) @ g
-            n = len(standard)
-            return total / n + self.l2 * float(w @ w), grad / n + 2 * self.l2 * w
-
-        result = minimize(loss, np.zeros(dim), jac=True, method="L-BFGS-B", options={"maxiter": 300})
-        return (result.x / std).astype(np.float32)
-
-    def _fit_trees(self, groups: list[np.ndarray]) -> Any:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        xs, ys = [], []
-        for g in groups:
-            keep = np.concatenate([[0], 1 + self.rng.permutation(len(g) - 1)[: self.tree_negatives]])
-            xs.append(g[keep])
-            ys.append(np.eye(1, len(keep), 0, dtype=np.int8).ravel())
-        model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
-                                               min_samples_leaf=50, random_state=self.seed)
-        return model.fit(np.vstack(xs), np.concatenate(ys))
+        c = self.config
+        usable = [(x, p) for x, p, _ in groups if p >= 0 and len(x) > 1]
+        labels = [np.eye(1, len(x), p, dtype=np.int8).ravel() for x, p in usable]
+        model = lightgbm.LGBMRanker(
+            objective="lambdarank", learning_rate=c.learning_rate, n_estimators=c.trees, num_leaves=c.leaves,
+            min_child_samples=c.min_leaf, lambdarank_truncation_level=c.truncation, subsample=0.8,
+            subsample_freq=1, colsample_bytree=0.8, random_state=c.seed, n_jobs=c.threads, deterministic=True,
+            force_col_wise=True, verbose=-1)
+        return model.fit(np.vstack([x for x, _ in usable]), np.concatenate(labels), group=[len(x) for x, _ in usable])
 
     @staticmethod
-    def _recall(groups: list[np.ndarray], scorer: Any, k: int = 10) -> float:
+    def _model_recall(model: Any, groups: list[tuple[np.ndarray, int, int]], k: int = 10) -> float:
         hits = 0
-        for g in groups:
-            s = scorer(g)
-            hits += int(np.sum(s > s[0])) < k
+        for x, p, _ in groups:
+            if p >= 0:
+                s = model.predict(x, num_threads=1)
+                hits += int(np.sum(s > s[p])) < k
         return hits / max(len(groups), 1)
 
     def fit(self) -> str:
-        """Fit both models on four fifths, keep the better on the last fifth, refit it on all."""
-        if len(self.groups) < 10:
-            raise ValueError(f"{len(self.groups)} training consortia are too few to fit a ranker")
+        """Fit on four fifths, compare with the default scorer on the last fifth, refit the winner on all."""
+        usable = sum(p >= 0 for _, p, _ in self.groups)
+        if usable < 50:
+            raise ValueError(f"{usable} training consortia with the partner among the candidates are too few "
+                             "to fit a ranker")
         order = np.argsort(self.orders, kind="stable")
         cut = int(len(order) * 0.8)
         train = [self.groups[i] for i in order[:cut]]
         held = [self.groups[i] for i in order[cut:]]
-        if "linear" in self.kinds:
-            weights = self._fit_linear(train)
-            self.validation["linear"] = self._recall(held, lambda g: g @ weights)
-        if "trees" in self.kinds:
-            trees = self._fit_trees(train)
-            self.validation["trees"] = self._recall(held, lambda g: trees.predict_proba(g)[:, 1])
-        self.kind = max(self.validation, key=lambda name: (self.validation[name], name == "linear"))
-        if self.kind == "linear":
-            self.weights = self._fit_linear(self.groups)
-        else:
-            self.trees = self._fit_trees(self.groups)
+        model = self._fit(train)
+        self.validation = {"lambdamart": round(self._model_recall(model, held), 4),
+                           "default": round(float(np.mean([r <= 10 for _, _, r in held])), 4)}
+        self.kind = "lambdamart" if self.validation["lambdamart"] > self.validation["default"] else "default"
+        if self.kind == "lambdamart":
+            self.model = self._fit(self.groups)
         self.groups, self.orders = [], []
         return self.kind
 
     def score(self, f: Features, linear: np.ndarray, pool: np.ndarray) -> np.ndarray:
-        """Model scores for the candidates it was trained to separate; everyone else below them,
-        in the default linear order (the model never saw such organisations)."""
+        """Model scores for the candidates it re-ranks; everyone else below them, in the default order."""
         if self.kind is None:
             raise ValueError("the ranker has not been fitted")
-        cand = self.candidates(f, linear, pool)
+        if self.kind == "default":
+            return linear
+        cand = self.candidates(f, pool)
         out = linear - linear.max() - 10.0
         if len(cand):
-            x = self._x(f, linear, cand)
-            if self.kind == "linear" and self.weights is not None:
-                model = x @ self.weights
-                out[cand] = model - model.min() + 1.0
-            else:
-                with threadpool_limits(1):  # many small predictions: OpenMP threads only contend
-                    out[cand] = self.trees.predict_proba(x)[:, 1] + 1.0
+            model = self.model.predict(f.matrix(cand), num_threads=1)
+            out[cand] = model - model.min() + 1.0
         return out
 
 

@@ -34,11 +34,10 @@ def test_run_L_leave_one_out() -> None:
     report = evaluate([shared_path("cordis-2014")], "loo", encoder=load_encoder(), progress=False)
     m = report["methods"]
     assert report["queries"] == 440
-    # measured 0.232 (README); the bound leaves room for the tree fit's variation across machines
-    assert m["matcher_no_fairness"]["recall@10"] >= 0.19
+    assert m["matcher_no_fairness"]["recall@10"] >= 0.20  # the bar; measured 0.330 (README)
     assert m["matcher_no_fairness"]["recall@10"] > 2 * m["popularity"]["recall@10"]
     assert m["matcher_no_fairness"]["recall@10"] > m["embedding"]["recall@10"]
-    assert report["ranker"]  # fitted on the other fold of projects
+    assert {fold["kind"] for fold in report["ranker"].values()} == {"lambdamart"}  # fitted on the other fold
 
 
 @pytest.mark.slow
@@ -47,8 +46,10 @@ def test_run_T_time_split() -> None:
                       "time", 2020, encoder=load_encoder(), progress=False)
     m = report["methods"]
     assert 1700 <= report["queries"] <= 1900
-    assert m["matcher_no_fairness"]["recall@10"] >= 0.14  # measured 0.155 (README)
+    # the bars; measured 0.215, 0.200, 0.300 and 0.921 (README)
+    assert m["matcher_no_fairness"]["recall@10"] >= 0.18
     assert m["matcher_default"]["recall@10"] >= 0.18
     assert m["matcher_no_fairness"]["recall@10"] > 3 * m["popularity"]["recall@10"]
     assert m["matcher"]["newcomer_exposure@10"] >= 0.25
-    assert m["matcher"]["recall@10"] >= 0.75 * m["matcher_no_fairness"]["recall@10"]  # measured 0.83
+    assert m["matcher"]["recall@10"] >= 0.9 * m["matcher_no_fairness"]["recall@10"]
+    assert report["ranker"]["fold0"]["kind"] == "lambdamart"  # fitted on 2017-2019 consortia only
