@@ -257,7 +257,7 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         linear = score(f, config)  # the service's own scorer
         fitted = fold_ranker.score(f, linear, pool) if fold_ranker is not None else linear
         per_method: dict[str, Callable[[], np.ndarray]] = {
-            "random": lambda q=q: np.random.default_rng(abs(hash(q.identifier)) % 2**32).random(n),
+            "random": lambda q=q: np.random.default_rng(_seed(q.identifier, "random")).random(n),
             "popularity": lambda f=f: f.projects.astype(np.float64),
             "country_popularity": lambda q=q, mask=mask: _country_popularity(history, ec, mask, q.known[0]),
             "tfidf": lambda q=q, mask=mask: _max_project_sim(history, mask, _tfidf_sims(
@@ -268,7 +268,7 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
             "matcher": lambda fitted=fitted: fitted,
         }
         # ties (e.g. all-zero text scores when a project has no text) are broken at random, per query
-        jitter = np.random.default_rng(int(hashlib.sha256(q.identifier.encode()).hexdigest()[:8], 16)).random(n)
+        jitter = np.random.default_rng(_seed(q.identifier)).random(n)
         for method in methods:
             scores = per_method[method]() + 1e-9 * jitter
             res = results[method]
@@ -290,6 +290,11 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         "data": [str(p) for p in paths], "ranker": fitted_kinds,
         "methods": {m: results[m].metrics(pool_size, protocol == "time") for m in methods},
     }
+
+
+def _seed(identifier: str, salt: str = "") -> int:
+    """A per-query seed that is the same in every process (``hash`` of a str is not)."""
+    return int(hashlib.sha256((salt + identifier).encode()).hexdigest()[:8], 16)
 
 
 def _fold(q: Query, folds: int = 2) -> int:
