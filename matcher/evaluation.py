@@ -239,7 +239,7 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
                 fitted.add(f, score(f, config), pool, q.hidden,
                            order=q.year if protocol == "time" else _fold(q, 1000) / 1000)
             try:
-                kind = fitted.fit()
+                kind = fitted.fit(progress)
             except ValueError as too_few:  # too little history: the default scorer stands in, visibly
                 fitted_kinds[f"fold{key}"] = {"kind": "default", "reason": str(too_few)}
                 continue

@@ -305,8 +305,9 @@ class FittedRanker:
         self.orders.append(order + 1e-6 * float(self._rng.random()))
         return len(hit) > 0
 
-    def _fit(self, groups: list[tuple[np.ndarray, int, int]]) -> Any:
+    def _fit(self, groups: list[tuple[np.ndarray, int, int]], progress: bool, what: str) -> Any:
         import lightgbm
+        from tqdm import tqdm
 
         c = self.config
         usable = [(x, p) for x, p, _ in groups if p >= 0 and len(x) > 1]
@@ -316,7 +317,10 @@ class FittedRanker:
             min_child_samples=c.min_leaf, lambdarank_truncation_level=c.truncation, subsample=0.8,
             subsample_freq=1, colsample_bytree=0.8, random_state=c.seed, n_jobs=c.threads, deterministic=True,
             force_col_wise=True, verbose=-1)
-        return model.fit(np.vstack([x for x, _ in usable]), np.concatenate(labels), group=[len(x) for x, _ in usable])
+        with tqdm(total=c.trees, desc=f"fitting LambdaMART ({what}, {len(usable)} consortia)", unit=" trees",
+                  disable=not progress, leave=False) as bar:
+            return model.fit(np.vstack([x for x, _ in usable]), np.concatenate(labels),
+                             group=[len(x) for x, _ in usable], callbacks=[lambda _env: bar.update(1)])
 
     @staticmethod
     def _model_recall(model: Any, groups: list[tuple[np.ndarray, int, int]], k: int = 10) -> float:
@@ -327,7 +331,7 @@ class FittedRanker:
                 hits += int(np.sum(s > s[p])) < k
         return hits / max(len(groups), 1)
 
-    def fit(self) -> str:
+    def fit(self, progress: bool = False) -> str:
         """Fit on four fifths, compare with the default scorer on the last fifth, refit the winner on all."""
         usable = sum(p >= 0 for _, p, _ in self.groups)
         if usable < 50:
@@ -337,12 +341,12 @@ class FittedRanker:
         cut = int(len(order) * 0.8)
         train = [self.groups[i] for i in order[:cut]]
         held = [self.groups[i] for i in order[cut:]]
-        model = self._fit(train)
+        model = self._fit(train, progress, "four fifths")
         self.validation = {"lambdamart": round(self._model_recall(model, held), 4),
                            "default": round(float(np.mean([r <= 10 for _, _, r in held])), 4)}
         self.kind = "lambdamart" if self.validation["lambdamart"] > self.validation["default"] else "default"
         if self.kind == "lambdamart":
-            self.model = self._fit(self.groups)
+            self.model = self._fit(self.groups, progress, "all")
         self.groups, self.orders = [], []
         return self.kind
 
