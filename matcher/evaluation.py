@@ -338,3 +338,35 @@ def format_table(report: dict[str, Any]) -> str:
         cells = ["–" if m[c] is None else f"{m[c]:.3f}" for c in cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def fit_ranker(db: Database, years: int = 3, max_consortia: int = 8000, progress: bool = True,
+               config: ScoreConfig | None = None, ranker: RankerConfig | None = None) -> FittedRanker:
+    """A ranker for the service, fitted on the registry's own consortia of the latest ``years``.
+
+    The same protocol as the ``time`` evaluation, aimed at today: each consortium hides each
+    non-coordinator member in turn and sees only projects that started before its year. The
+    network features are learnt; the idea's text is left to the default weights, since most
+    registered consortia carry no text to learn it from.
+    """
+    config = config or ScoreConfig()
+    with db.session() as session:
+        history = History.from_db(session)
+    dated = history.project_years[history.project_years >= 0]
+    if not len(dated):
+        raise ValueError("no project in the registry has a start or call year: nothing to learn the order of")
+    latest = int(dated.max())
+    queries = build_queries(db, history, "time", latest - years + 1, every_member=True)
+    if len(queries) > max_consortia:
+        queries = random.Random(0).sample(queries, max_consortia)
+    fitted = FittedRanker(ranker)
+    years_of = history.project_years
+    for q in tqdm(queries, desc=f"collecting consortia {latest - years + 1}-{latest}", unit=" queries",
+                  disable=not progress, leave=False):
+        mask = (years_of >= 0) & (years_of < q.year)
+        pool_mask = np.ones(len(history.org_ids), dtype=bool)
+        pool_mask[q.known] = False
+        f = features(history, q.known, mask, config, ref_year=q.year)
+        fitted.add(f, score(f, config), np.flatnonzero(pool_mask), q.hidden, order=q.year)
+    fitted.fit(progress)
+    return fitted

@@ -8,8 +8,12 @@ future with it, the service uses everything.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -283,6 +287,8 @@ class FittedRanker:
         self.kind: str | None = None
         self.model: Any = None
         self.validation: dict[str, float] = {}
+        self.consortia = 0
+        self.fitted_at: str | None = None
         self._rng = np.random.default_rng(self.config.seed)
 
     def candidates(self, f: Features, pool: np.ndarray) -> np.ndarray:
@@ -319,8 +325,9 @@ class FittedRanker:
             force_col_wise=True, verbose=-1)
         with tqdm(total=c.trees, desc=f"fitting LambdaMART ({what}, {len(usable)} consortia)", unit=" trees",
                   disable=not progress, leave=False) as bar:
-            return model.fit(np.vstack([x for x, _ in usable]), np.concatenate(labels),
-                             group=[len(x) for x, _ in usable], callbacks=[lambda _env: bar.update(1)])
+            model.fit(np.vstack([x for x, _ in usable]), np.concatenate(labels),
+                      group=[len(x) for x, _ in usable], callbacks=[lambda _env: bar.update(1)])
+        return model.booster_
 
     @staticmethod
     def _model_recall(model: Any, groups: list[tuple[np.ndarray, int, int]], k: int = 10) -> float:
@@ -345,10 +352,43 @@ class FittedRanker:
         self.validation = {"lambdamart": round(self._model_recall(model, held), 4),
                            "default": round(float(np.mean([r <= 10 for _, _, r in held])), 4)}
         self.kind = "lambdamart" if self.validation["lambdamart"] > self.validation["default"] else "default"
+        self.consortia = len(self.groups)
         if self.kind == "lambdamart":
             self.model = self._fit(self.groups, progress, "all")
         self.groups, self.orders = [], []
         return self.kind
+
+    def save(self, directory: Path) -> None:
+        """Write the model and what it was fitted on; a new file replaces the old one atomically."""
+        if self.kind is None:
+            raise ValueError("the ranker has not been fitted")
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.model is not None:
+            self.model.save_model(str(directory / "model.txt.tmp"))
+            os.replace(directory / "model.txt.tmp", directory / "model.txt")
+        else:  # the default won: no model of an earlier fit may linger
+            (directory / "model.txt").unlink(missing_ok=True)
+        meta = {"kind": self.kind, "features": list(FEATURES), "validation_recall@10": self.validation,
+                "consortia": self.consortia, "config": asdict(self.config),
+                "fitted_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        (directory / "ranker.json.tmp").write_text(json.dumps(meta, indent=2))
+        os.replace(directory / "ranker.json.tmp", directory / "ranker.json")
+
+    @classmethod
+    def load(cls, directory: Path) -> FittedRanker:
+        """A saved ranker; refuses one fitted on other feature columns than this version computes."""
+        import lightgbm
+
+        meta = json.loads((directory / "ranker.json").read_text())
+        if meta.get("features") != list(FEATURES):
+            raise ValueError(f"the ranker in {directory} was fitted on other features than this version computes; "
+                             "fit it again with `partner-match ranker fit`")
+        ranker = cls(RankerConfig(**meta["config"]))
+        ranker.kind, ranker.validation, ranker.consortia = meta["kind"], meta["validation_recall@10"], meta["consortia"]
+        ranker.fitted_at = meta.get("fitted_at")
+        if ranker.kind == "lambdamart":
+            ranker.model = lightgbm.Booster(model_file=str(directory / "model.txt"))
+        return ranker
 
     def score(self, f: Features, linear: np.ndarray, pool: np.ndarray) -> np.ndarray:
         """Model scores for the candidates it re-ranks; everyone else below them, in the default order."""

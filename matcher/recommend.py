@@ -20,7 +20,18 @@ from matcher.db import Database, Organisation, Project
 from matcher.eligibility import Eligibility, Member, check
 from matcher.fairness import FairConfig
 from matcher.newcomer import NewcomerRule
-from matcher.ranking import Features, History, ScoreConfig, fair_top, features, rank, score
+from matcher.ranking import (
+    FEATURES,
+    Features,
+    FittedRanker,
+    History,
+    ScoreConfig,
+    default_weights,
+    fair_top,
+    features,
+    rank,
+    score,
+)
 
 
 @dataclass
@@ -92,7 +103,8 @@ class Matcher:
     def __init__(self, history: History, names: dict[int, str], projects: dict[int, tuple[str | None, int | None]],
                  encoder: Encoder | None, index: LoadedIndex | None, config: ScoreConfig | None = None,
                  complementarity: ComplementarityConfig | None = None, alpha: float = 0.4,
-                 rule: NewcomerRule | None = None, org_types: np.ndarray | None = None) -> None:
+                 rule: NewcomerRule | None = None, org_types: np.ndarray | None = None,
+                 ranker: FittedRanker | None = None) -> None:
         self.history = history
         self.names = names
         self.projects = projects
@@ -102,6 +114,7 @@ class Matcher:
         self.complementarity = complementarity or ComplementarityConfig()
         self.alpha = alpha
         self.rule = rule or NewcomerRule()
+        self.ranker = ranker if ranker is not None and ranker.kind == "lambdamart" else None
         self.org_types = org_types if org_types is not None else np.array([""] * len(history.org_ids))
         self.mask = np.ones(len(history.project_ids), dtype=bool)
         self.counts = history.incidence @ self.mask.astype(np.float32)
@@ -159,7 +172,15 @@ class Matcher:
         elig = check([self._member(p) for p in members], req.action)
         g = gains(h.countries, h.sectors, members, req.sectors, elig.countries_needed)
         seek = req.seek_coordinator or req.applicant is None
-        return f, score(f, self.config, seek_coordinator=seek) + g.bonus(self.complementarity), elig
+        linear = score(f, self.config, seek_coordinator=seek)
+        if self.ranker is not None and members:
+            # the fitted ranker orders the network; the idea's text and a sought coordinator keep their
+            # default weights on top, since the consortia it learnt from carry no text
+            pool = np.setdiff1d(np.arange(len(h.org_ids)), members)
+            cols = [FEATURES.index(c) for c in ("text", "profile", "coordinated")]
+            relevance = f.matrix()[:, cols] @ default_weights(self.config, seek)[cols]
+            return f, self.ranker.score(f, linear, pool) + relevance + g.bonus(self.complementarity), elig
+        return f, linear + g.bonus(self.complementarity), elig
 
     def _member(self, pos: int) -> Member:
         h = self.history

@@ -166,6 +166,56 @@ def index_rollback(ctx: Context) -> None:
     click.echo(f"serving version {previous}")
 
 
+def _ranker_dir(ctx: Context) -> Path:
+    return ctx.settings.ranker_dir or ctx.settings.instance_dir / "ranker"
+
+
+@main.group()
+def ranker() -> None:
+    """Fit the ranker the service uses on the registry's own consortia, or go back to the default."""
+
+
+@ranker.command("fit")
+@click.option("--years", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Learn from consortia of the latest N years.")
+@click.option("--max-consortia", type=click.IntRange(50), default=8000, show_default=True,
+              help="Sample at most this many (consortium, hidden member) examples.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@pass_ctx
+def ranker_fit(ctx: Context, years: int, max_consortia: int, as_json: bool, quiet: bool) -> None:
+    """Fit LambdaMART on past consortia; the service uses it only if it beats the default on the latest ones."""
+    from matcher.evaluation import fit_ranker
+
+    try:
+        fitted = fit_ranker(ctx.db, years, max_consortia, progress=not quiet)
+    except ValueError as exc:  # too little history: whatever was saved before stays in use
+        raise click.ClickException(f"no ranker fitted: {exc}") from exc
+    fitted.save(_ranker_dir(ctx))
+    summary = {"kind": fitted.kind, "consortia": fitted.consortia, "validation_recall@10": fitted.validation,
+               "directory": str(_ranker_dir(ctx))}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    v = fitted.validation
+    click.echo(f"fitted on {fitted.consortia} consortia; held-out recall@10: LambdaMART {v['lambdamart']:.3f}, "
+               f"default {v['default']:.3f}")
+    click.echo("the service will use LambdaMART" if fitted.kind == "lambdamart"
+               else "LambdaMART does not beat the default scorer: the service keeps the default")
+
+
+@ranker.command("remove")
+@pass_ctx
+def ranker_remove(ctx: Context) -> None:
+    """Serve the default scorer again."""
+    directory = _ranker_dir(ctx)
+    removed = [p for p in (directory / "ranker.json", directory / "model.txt") if p.exists()]
+    for p in removed:
+        p.unlink()
+    click.echo("removed the fitted ranker; the service uses the default scorer" if removed
+               else "no fitted ranker to remove")
+
+
 def _codes(values: tuple[str, ...], check) -> list[str]:  # type: ignore[no-untyped-def]
     from matcher import vocab
 

@@ -23,6 +23,7 @@ class Settings:
     instance_dir: Path
     database_url: str
     index_dir: Path
+    ranker_dir: Path | None = None
     secret_key: str | None = None
     ratelimit_storage_uri: str = "memory://"
     newcomer_max_projects: int = 0
@@ -38,6 +39,7 @@ class Settings:
             instance_dir=instance,
             database_url=env.get("PARTNER_MATCH_DATABASE_URL") or f"sqlite:///{instance / 'partner-match.sqlite'}",
             index_dir=Path(env.get("PARTNER_MATCH_INDEX_DIR") or instance / "index").resolve(),
+            ranker_dir=Path(env.get("PARTNER_MATCH_RANKER_DIR") or instance / "ranker").resolve(),
             secret_key=env.get("PARTNER_MATCH_SECRET_KEY") or None,
             ratelimit_storage_uri=env.get("PARTNER_MATCH_RATELIMIT_STORAGE_URI") or "memory://",
             newcomer_max_projects=_int(env, "PARTNER_MATCH_NEWCOMER_MAX_PROJECTS", 0),

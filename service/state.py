@@ -20,6 +20,7 @@ from matcher.db import Database, Organisation, Participation, StoredEmbedding, u
 from matcher.importers import register_organisation
 from matcher.newcomer import NewcomerRule
 from matcher.profiles import TEXT_VERSION, load_sources, profile_text, text_hash
+from matcher.ranking import FittedRanker
 from matcher.recommend import Matcher
 from service.config import Settings
 
@@ -38,6 +39,8 @@ class Services:
         self.store = IndexStore(settings.index_dir)
         self.live = LiveIndex(self.store, self.encoder.model_id, settings.exact_search_max)
         self.rule = NewcomerRule(settings.newcomer_max_projects)
+        self._ranker_dir = settings.ranker_dir or settings.instance_dir / "ranker"
+        self.ranker_error: str | None = None
         self._lock = threading.Lock()
         self._key: tuple[Any, ...] | None = None
         self._matcher: Matcher | None = None
@@ -78,11 +81,26 @@ class Services:
             ids = np.concatenate([loaded.ids, np.array([i for i, _ in extra], dtype=np.int64)])
             vectors = np.vstack([loaded.vectors, np.vstack([np.frombuffer(v, dtype=np.float32) for _, v in extra])])
             space = LoadedIndex(loaded.manifest, ids, vectors, exact_max=self.settings.exact_search_max)
-        return Matcher.from_db(self.db, self.encoder, space, rule=self.rule), space
+        return Matcher.from_db(self.db, self.encoder, space, rule=self.rule, ranker=self._ranker()), space
+
+    def _ranker_stamp(self) -> float | None:
+        meta = self._ranker_dir / "ranker.json"
+        return meta.stat().st_mtime if meta.exists() else None
+
+    def _ranker(self) -> FittedRanker | None:
+        """The fitted ranker if one is saved; a refused one is reported by readiness, the default serves."""
+        self.ranker_error = None
+        if self._ranker_stamp() is None:
+            return None
+        try:
+            return FittedRanker.load(self._ranker_dir)
+        except (ValueError, OSError, KeyError, TypeError) as exc:
+            self.ranker_error = f"fitted ranker refused, serving the default scorer: {exc}"
+            return None
 
     def matcher(self) -> tuple[Matcher, LoadedIndex]:
         loaded = self.loaded()
-        key = (loaded.version, self.fingerprint())
+        key = (loaded.version, self.fingerprint(), self._ranker_stamp())
         if key != self._key or self._matcher is None or self._space is None:
             with self._lock:
                 if key != self._key or self._matcher is None or self._space is None:
@@ -117,6 +135,8 @@ class Services:
             _, space = self.matcher()
         except IndexUnavailable as exc:
             return exc.reasons
+        if self.ranker_error:
+            problems.append(self.ranker_error)
         if space.manifest.model_id != self.encoder.model_id:
             problems.append(f"index model {space.manifest.model_id} differs from configured {self.encoder.model_id}")
         if len(space.ids) < organisations:

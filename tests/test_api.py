@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -185,3 +186,28 @@ def test_schemathesis_finds_no_server_errors(app) -> None:  # type: ignore[no-un
             run()
     assert failures == []
     assert len(calls) > 50 and 200 in calls and 400 in calls  # the run really exercised the API
+
+
+def test_ranker_fit_refuses_too_little_history_and_a_stale_ranker_is_reported(runner, client, demo_env) -> None:  # type: ignore[no-untyped-def]
+    from service.cli import main
+
+    ranker_dir = Path(demo_env["PARTNER_MATCH_INSTANCE_DIR"]) / "ranker"
+    result = runner.invoke(main, ["ranker", "fit", "--quiet", "--years", "1"])
+    assert result.exit_code == 1 and "no ranker fitted" in result.output and "too few" in result.output
+    assert not ranker_dir.exists()
+    fitted = runner.invoke(main, ["ranker", "fit", "--quiet", "--json"])  # the demo's consortia of 3 years
+    assert fitted.exit_code == 0, fitted.output
+    assert json.loads(fitted.output)["kind"] in ("lambdamart", "default") and (ranker_dir / "ranker.json").exists()
+    applicant, partner = first_pair(client)
+    body = {"idea": "digital skills", "applicant": applicant, "partners": [partner], "k": 5}
+    served = client.post("/api/v1/recommendations", json=body).get_json()["results"]
+    assert len(served) == 5 and client.get("/readyz").status_code == 200
+    # a ranker fitted by another version (other feature columns) is refused visibly; the default serves
+    (ranker_dir / "ranker.json").write_text(json.dumps({"kind": "lambdamart", "features": ["ties"], "config": {},
+                                                        "validation_recall@10": {}, "consortia": 1}))
+    r = client.post("/api/v1/recommendations", json=body)
+    assert r.status_code == 200 and len(r.get_json()["results"]) == 5
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "fitted ranker refused" in ready.get_json()["reasons"][0]
+    assert runner.invoke(main, ["ranker", "remove"]).output.startswith("removed")
+    assert client.get("/readyz").status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,33 @@ def test_run_T_time_split() -> None:
     assert m["matcher"]["newcomer_exposure@10"] >= 0.25
     assert m["matcher"]["recall@10"] >= 0.9 * m["matcher_no_fairness"]["recall@10"]
     assert report["ranker"]["fold0"]["kind"] == "lambdamart"  # fitted on 2017-2019 consortia only
+
+
+@pytest.mark.slow
+def test_ranker_fit_on_real_consortia_is_served(runner, cli_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from matcher.db import Database
+    from matcher.ranking import FittedRanker
+    from matcher.recommend import Matcher, MatchRequest
+
+    monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
+    assert runner.invoke(main, ["import", str(shared_path("cordis-h2020-graph.zip")), "--quiet"]).exit_code == 0
+    result = runner.invoke(main, ["ranker", "fit", "--max-consortia", "2000", "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    # fitted on 2019-2021 consortia, checked on the latest fifth of them against the default scorer
+    assert summary["kind"] == "lambdamart", summary
+    assert summary["validation_recall@10"]["lambdamart"] > summary["validation_recall@10"]["default"]
+    ranker = FittedRanker.load(Path(summary["directory"]))
+    db = Database(cli_env["PARTNER_MATCH_DATABASE_URL"])
+    fitted, default = Matcher.from_db(db, None, None, ranker=ranker), Matcher.from_db(db, None, None)
+    h = fitted.history
+    busiest = int(np.argmax(np.asarray(h.incidence.sum(axis=1)).ravel()))
+    project = h.incidence[busiest].indices[-1]
+    members = [int(h.org_ids[p]) for p in h.incidence_t[project].indices[:3]]
+    request = MatchRequest(applicant=members[0], partners=members[1:], k=10, newcomer_share=0.0)
+    with_ranker = [r.organisation_id for r in fitted.recommend(request).results]
+    without = [r.organisation_id for r in default.recommend(request).results]
+    assert len(with_ranker) == 10 and not set(with_ranker) & set(members)
+    assert with_ranker != without  # the fitted order is really used
