@@ -178,7 +178,9 @@ class Matcher:
             # default weights on top, since the consortia it learnt from carry no text
             pool = np.setdiff1d(np.arange(len(h.org_ids)), members)
             cols = [FEATURES.index(c) for c in ("text", "profile", "coordinated")]
-            relevance = f.matrix()[:, cols] @ default_weights(self.config, seek)[cols]
+            relevance = np.zeros(len(h.org_ids), dtype=np.float32)
+            cand = self.ranker.candidates(f, pool)  # everyone else keeps the default score, relevance included
+            relevance[cand] = f.matrix(cand)[:, cols] @ default_weights(self.config, seek)[cols]
             return f, self.ranker.score(f, linear, pool) + relevance + g.bonus(self.complementarity), elig
         return f, linear + g.bonus(self.complementarity), elig
 
