@@ -178,9 +178,7 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         tfidf_vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=1, stop_words="english")
-        fitted = tfidf_vectorizer.fit_transform([texts[i] for i in with_text])
-        tfidf_matrix = sp.csr_matrix((shape[1], fitted.shape[1]), dtype=np.float64)
-        tfidf_matrix = sp.vstack([fitted, sp.csr_matrix((0, fitted.shape[1]))]).tocsr()
+        tfidf_matrix = sp.csr_matrix(tfidf_vectorizer.fit_transform([texts[i] for i in with_text]))
         order = np.full(shape[1], -1)
         order[with_text] = np.arange(len(with_text))
         tfidf_rows = order
@@ -220,7 +218,6 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
 
     # the fitted ranker learns only from consortia the protocol allows: before the test years (time),
     # or the other half of the projects (loo, two-fold cross-fitting)
-    ranker_config = ranker
     rankers: dict[int, FittedRanker] = {}
     fitted_kinds: dict[str, Any] = {}
     if {"matcher", "matcher_no_fairness"} & set(methods):
@@ -232,20 +229,20 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
                 if len(folds[key]) > max_train:
                     folds[key] = random.Random(key).sample(folds[key], max_train)
         for key, train in folds.items():
-            fitted = FittedRanker(ranker_config)
+            learner = FittedRanker(ranker)
             for q in tqdm(train, desc=f"fitting ranker ({len(train)} consortia)", unit=" queries",
                           disable=not progress, leave=False):
                 f, _, _, pool = features_for(q, query_vectors.get(q.project))
-                fitted.add(f, score(f, config), pool, q.hidden,
+                learner.add(f, score(f, config), pool, q.hidden,
                            order=q.year if protocol == "time" else _fold(q, 1000) / 1000)
             try:
-                kind = fitted.fit(progress)
+                kind = learner.fit(progress)
             except ValueError as too_few:  # too little history: the default scorer stands in, visibly
                 fitted_kinds[f"fold{key}"] = {"kind": "default", "reason": str(too_few)}
                 continue
-            rankers[key] = fitted
+            rankers[key] = learner
             fitted_kinds[f"fold{key}"] = {"kind": kind, "consortia": len(train),
-                                          "validation_recall@10": fitted.validation}
+                                          "validation_recall@10": learner.validation}
 
     results = {m: MethodResult() for m in methods}
     iterator = tqdm(queries, desc=f"evaluating ({protocol})", unit=" queries", disable=not progress)
