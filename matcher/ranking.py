@@ -390,8 +390,12 @@ class FittedRanker:
             ranker.model = lightgbm.Booster(model_file=str(directory / "model.txt"))
         return ranker
 
-    def score(self, f: Features, linear: np.ndarray, pool: np.ndarray) -> np.ndarray:
-        """Model scores for the candidates it re-ranks; everyone else below them, in the default order."""
+    def score(self, f: Features, linear: np.ndarray, pool: np.ndarray,
+              added_weights: np.ndarray | None = None) -> np.ndarray:
+        """Model scores for the candidates it re-ranks; everyone else below them, in the default order.
+
+        ``added_weights`` (over ``FEATURES``) adds a linear term to the candidates' model scores:
+        the service keeps the idea's text at its default weight this way."""
         if self.kind is None:
             raise ValueError("the ranker has not been fitted")
         if self.kind == "default":
@@ -399,8 +403,9 @@ class FittedRanker:
         cand = self.candidates(f, pool)
         out = linear - linear.max() - 10.0
         if len(cand):
-            model = self.model.predict(f.matrix(cand), num_threads=1)
-            out[cand] = model - model.min() + 1.0
+            x = f.matrix(cand)
+            model = self.model.predict(x, num_threads=1)
+            out[cand] = model - model.min() + 1.0 + (x @ added_weights if added_weights is not None else 0.0)
         return out
 
 

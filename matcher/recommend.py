@@ -177,11 +177,9 @@ class Matcher:
             # the fitted ranker orders the network; the idea's text and a sought coordinator keep their
             # default weights on top, since the consortia it learnt from carry no text
             pool = np.setdiff1d(np.arange(len(h.org_ids)), members)
-            cols = [FEATURES.index(c) for c in ("text", "profile", "coordinated")]
-            relevance = np.zeros(len(h.org_ids), dtype=np.float32)
-            cand = self.ranker.candidates(f, pool)  # everyone else keeps the default score, relevance included
-            relevance[cand] = f.matrix(cand)[:, cols] @ default_weights(self.config, seek)[cols]
-            return f, self.ranker.score(f, linear, pool) + relevance + g.bonus(self.complementarity), elig
+            kept = np.isin(FEATURES, ("text", "profile", "coordinated"))
+            added = np.where(kept, default_weights(self.config, seek), 0.0).astype(np.float32)
+            return f, self.ranker.score(f, linear, pool, added) + g.bonus(self.complementarity), elig
         return f, linear + g.bonus(self.complementarity), elig
 
     def _member(self, pos: int) -> Member:

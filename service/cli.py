@@ -166,10 +166,6 @@ def index_rollback(ctx: Context) -> None:
     click.echo(f"serving version {previous}")
 
 
-def _ranker_dir(ctx: Context) -> Path:
-    return ctx.settings.ranker_dir or ctx.settings.instance_dir / "ranker"
-
-
 @main.group()
 def ranker() -> None:
     """Fit the ranker the service uses on the registry's own consortia, or go back to the default."""
@@ -191,9 +187,9 @@ def ranker_fit(ctx: Context, years: int, max_consortia: int, as_json: bool, quie
         fitted = fit_ranker(ctx.db, years, max_consortia, progress=not quiet)
     except ValueError as exc:  # too little history: whatever was saved before stays in use
         raise click.ClickException(f"no ranker fitted: {exc}") from exc
-    fitted.save(_ranker_dir(ctx))
+    fitted.save(ctx.settings.ranker_path)
     summary = {"kind": fitted.kind, "consortia": fitted.consortia, "validation_recall@10": fitted.validation,
-               "directory": str(_ranker_dir(ctx))}
+               "directory": str(ctx.settings.ranker_path)}
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -208,7 +204,7 @@ def ranker_fit(ctx: Context, years: int, max_consortia: int, as_json: bool, quie
 @pass_ctx
 def ranker_remove(ctx: Context) -> None:
     """Serve the default scorer again."""
-    directory = _ranker_dir(ctx)
+    directory = ctx.settings.ranker_path
     removed = [p for p in (directory / "ranker.json", directory / "model.txt") if p.exists()]
     for p in removed:
         p.unlink()

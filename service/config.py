@@ -31,6 +31,11 @@ class Settings:
     encoder: str = "minilm"
     rate_limit: str = "600/minute"
 
+    @property
+    def ranker_path(self) -> Path:
+        """Where the fitted ranker lives (``ranker_dir`` when set, else inside the instance folder)."""
+        return self.ranker_dir or self.instance_dir / "ranker"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env

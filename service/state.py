@@ -39,7 +39,7 @@ class Services:
         self.store = IndexStore(settings.index_dir)
         self.live = LiveIndex(self.store, self.encoder.model_id, settings.exact_search_max)
         self.rule = NewcomerRule(settings.newcomer_max_projects)
-        self._ranker_dir = settings.ranker_dir or settings.instance_dir / "ranker"
+        self._ranker_dir = settings.ranker_path
         self.ranker_error: str | None = None
         self._lock = threading.Lock()
         self._key: tuple[Any, ...] | None = None
