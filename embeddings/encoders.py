@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+ENCODERS = ("minilm", "hashing")
 
 
 @runtime_checkable

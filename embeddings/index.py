@@ -170,6 +170,18 @@ class LoadedIndex:
         pos = self.positions.get(organisation_id)
         return None if pos is None else self.vectors[pos]
 
+    def extended(self, extra: Sequence[tuple[int, np.ndarray]]) -> LoadedIndex:
+        """This version plus vectors for ids it lacks (added since the build); ``self`` when none are new.
+
+        Lets an organisation registered a second ago be found without rebuilding the index.
+        """
+        new = [(i, v) for i, v in extra if int(i) not in self.positions]
+        if not new:
+            return self
+        ids = np.concatenate([self.ids, np.array([i for i, _ in new], dtype=np.int64)])
+        vectors = np.vstack([self.vectors, np.vstack([np.asarray(v, dtype=np.float32) for _, v in new])])
+        return LoadedIndex(self.manifest, ids, vectors, exact_max=self.exact_max)
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()

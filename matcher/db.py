@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Date,
     DateTime,
     Float,
@@ -21,8 +22,10 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -91,9 +94,15 @@ class Project(Base):
 
     participations: Mapped[list[Participation]] = relationship(back_populates="project")
 
-    @property
+    @hybrid_property
     def year(self) -> int | None:
+        """A project's year: its start, else its call year (the one definition, in Python and SQL)."""
         return self.start_date.year if self.start_date else self.call_year
+
+    @year.inplace.expression
+    @classmethod
+    def _year_expression(cls) -> ColumnElement[int | None]:
+        return func.coalesce(func.extract("year", cls.start_date), cls.call_year)
 
 
 class Participation(Base):
@@ -169,16 +178,40 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def upgrade_schema(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (a no-op when it is there)."""
-    from alembic import command
+class SchemaBehind(RuntimeError):
+    """The database's schema is older than this version of partner-match expects."""
+
+
+def _alembic_config() -> Any:
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (a no-op when it is there)."""
+    from alembic import command
+
+    cfg = _alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database is at; None for a database partner-match never set up."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 @contextmanager
@@ -196,17 +229,39 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 class Database:
-    """An engine plus a session factory, made once per process for one URL."""
+    """An engine plus a session factory, made once per process for one URL.
 
-    def __init__(self, url: str, migrate: bool = True) -> None:
+    The schema is migrated only by an explicit ``upgrade()`` (``partner-match db upgrade``),
+    never as a side effect of opening: an operator decides when a production schema changes.
+    """
+
+    def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        if migrate:
-            upgrade_schema(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def session(self) -> Any:
+    def session(self) -> AbstractContextManager[Session]:
         return unit_of_work(self.sessions)
+
+    def upgrade(self) -> Database:
+        upgrade_schema(self.engine)
+        return self
+
+    def schema_problem(self) -> str | None:
+        """Why this database cannot be used by this version, or None when its schema is current."""
+        current, head = schema_revision(self.engine), head_revision()
+        if current == head:
+            return None
+        if current is None:
+            return "the database has no partner-match schema yet: run `partner-match db upgrade`"
+        return f"the database schema is at revision {current}, this version needs {head}: " \
+               "run `partner-match db upgrade`"
+
+    def check_schema(self) -> Database:
+        problem = self.schema_problem()
+        if problem:
+            raise SchemaBehind(problem)
+        return self
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from matcher import vocab
 
 
@@ -25,18 +27,35 @@ class Eligibility:
     organisations_needed: int = 0
 
 
+def _rule(action: str) -> vocab.ActionRule:
+    rules = vocab.actions()
+    if action not in rules:
+        raise vocab.UnknownCode(f"unknown action {action!r}; expected one of {', '.join(rules)}")
+    return rules[action]
+
+
+def may_join(sectors: np.ndarray, action: str) -> np.ndarray:
+    """Which organisations (by sector) may take part in ``action`` at all: candidates are drawn from these."""
+    rule = _rule(action)
+    if rule.schools_only:
+        return np.asarray(sectors) == "school"
+    return np.ones(len(sectors), dtype=bool)
+
+
+def _counts(member: Member, rule: vocab.ActionRule) -> bool:
+    """Whether a member counts toward the action's minimum: a programme country, and a school where required."""
+    return vocab.is_programme_country(member.country) and bool(
+        may_join(np.array([member.sector]), rule.code)[0])
+
+
 def check(members: Iterable[Member], action: str) -> Eligibility:
     """Eligibility of ``members`` for ``action`` (``cooperation``, ``small-scale`` or ``school``).
 
     Only organisations from programme countries count towards the minimum; a school
     partnership counts only schools.
     """
-    rules = vocab.actions()
-    if action not in rules:
-        raise vocab.UnknownCode(f"unknown action {action!r}; expected one of {', '.join(rules)}")
-    rule = rules[action]
-    counted = [m for m in members if vocab.is_programme_country(m.country)
-               and (not rule.schools_only or m.sector == "school")]
+    rule = _rule(action)
+    counted = [m for m in members if _counts(m, rule)]
     countries = sorted({m.country for m in counted if m.country})
     kind = "schools" if rule.schools_only else "organisations"
     orgs_needed = max(0, rule.min_organisations - len(counted))

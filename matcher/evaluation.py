@@ -18,28 +18,19 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sqlalchemy import select
 from tqdm import tqdm
 
 from embeddings.encoders import Encoder
-from matcher import importers
-from matcher.db import Database, Organisation, Participation, Project
+from matcher import importers, registry
+from matcher.db import Database
 from matcher.fairness import FairConfig
-from matcher.ranking import Features, FittedRanker, History, RankerConfig, ScoreConfig, fair_top, features, rank, score
+from matcher.newcomer import NewcomerRule
+from matcher.ranker import FittedRanker, Query, RankerConfig, build_queries, project_texts
+from matcher.ranking import FeatureConfig, Features, History, ScoreConfig, fair_top, features, rank, score
 
 METHODS = ("random", "popularity", "country_popularity", "tfidf", "embedding", "matcher_default", "matcher_no_fairness",
            "matcher")
 CUTOFF = 1000
-
-
-@dataclass
-class Query:
-    project: int                  # position in History
-    identifier: str
-    year: int
-    text: str
-    known: list[int]              # positions: coordinator first
-    hidden: int
 
 
 @dataclass
@@ -69,60 +60,10 @@ class MethodResult:
 
 
 def load_data(paths: Sequence[Path], db: Database, progress: bool) -> None:
+    """Import the evaluation's data into a fresh database (CORDIS layout)."""
     for path in paths:
         with db.session() as session:
             importers.import_path(session, Path(path), "cordis", progress=progress)
-
-
-def project_texts(db: Database, history: History) -> list[str]:
-    texts = [""] * len(history.project_ids)
-    with db.session() as session:
-        for pid, title, topics, summary in session.execute(
-                select(Project.id, Project.title, Project.topics, Project.summary)):
-            parts = [title or "", " ".join(topics or []) if title or summary else "", summary or ""]
-            texts[history.project_position[pid]] = " ".join(p for p in parts if p).strip()
-    return texts
-
-
-def build_queries(db: Database, history: History, protocol: str, test_from_year: int | None,
-                  until_year: int | None = None, every_member: bool = False) -> list[Query]:
-    """Queries for projects starting from ``test_from_year`` (time; before ``until_year`` if given) or all (loo)."""
-    with db.session() as session:
-        pics = dict(session.execute(select(Organisation.id, Organisation.pic)).all())
-        members: dict[int, list[tuple[int, str]]] = {}
-        for pid, oid, role in session.execute(
-                select(Participation.project_id, Participation.organisation_id, Participation.role)):
-            if role != "other":
-                members.setdefault(pid, []).append((oid, role))
-        identifiers = dict(session.execute(select(Project.id, Project.identifier)).all())
-    texts = project_texts(db, history)
-    queries = []
-    for pid in sorted(members, key=lambda p: identifiers[p]):
-        team = members[pid]
-        coordinators = [o for o, r in team if r == "coordinator"]
-        if not 3 <= len(team) <= 20 or len(coordinators) != 1:
-            continue
-        ppos = history.project_position[pid]
-        year = int(history.project_years[ppos])
-        if protocol == "time" and (year < 0 or test_from_year is None or year < test_from_year):
-            continue
-        if until_year is not None and year >= until_year:
-            continue
-        ident = identifiers[pid]
-        seed: int | str = int(ident) if ident.isdigit() else ident
-        others = sorted((o for o, r in team if r != "coordinator"), key=lambda o: _pic_key(pics.get(o), o))
-        # the test protocol hides one member; training may hide each member in turn
-        for hidden in (others if every_member else [random.Random(seed).choice(others)]):
-            if protocol == "loo" and history.incidence[history.org_position[hidden]].nnz < 2:
-                continue  # a hidden member with no other project would give the answer away
-            known = [coordinators[0]] + [o for o in others if o != hidden]
-            queries.append(Query(ppos, ident, year, texts[ppos], [history.org_position[o] for o in known],
-                                 history.org_position[hidden]))
-    return queries
-
-
-def _pic_key(pic: str | None, fallback: int) -> tuple[int, str]:
-    return (0, f"{int(pic):015d}") if pic and pic.isdigit() else (1, f"{fallback:015d}")
 
 
 def _rank_of(scores: np.ndarray, pool_mask: np.ndarray, target: int) -> int:
@@ -138,22 +79,24 @@ def _rank_of(scores: np.ndarray, pool_mask: np.ndarray, target: int) -> int:
 
 def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int | None = None,
              encoder: Encoder | None = None, progress: bool = True, fair: FairConfig | None = None,
-             config: ScoreConfig | None = None, methods: Sequence[str] = METHODS,
-             limit: int | None = None, train_years: int = 3, max_train: int = 8000,
-             ranker: RankerConfig | None = None) -> dict[str, Any]:
+             config: FeatureConfig | None = None, weights: ScoreConfig | None = None,
+             methods: Sequence[str] = METHODS, limit: int | None = None, train_years: int = 3,
+             max_train: int = 8000, ranker: RankerConfig | None = None,
+             rule: NewcomerRule | None = None) -> dict[str, Any]:
     if protocol not in ("time", "loo"):
         raise ValueError(f"unknown protocol {protocol!r}; expected 'time' or 'loo'")
     if protocol == "time" and test_from_year is None:
         raise ValueError("--test-from-year is required for the time protocol")
     fair = fair or FairConfig()
-    config = config or ScoreConfig()
+    config = config or FeatureConfig()
+    weights = weights or ScoreConfig()
+    rule = rule or NewcomerRule()
     with tempfile.TemporaryDirectory(prefix="partner-match-eval-") as tmp:
-        db = Database(f"sqlite:///{tmp}/eval.sqlite")
+        db = Database(f"sqlite:///{tmp}/eval.sqlite").upgrade()
         load_data(paths, db, progress)
         with db.session() as session:
             history = History.from_db(session)
-            ec_rows = session.execute(select(Participation.organisation_id, Participation.project_id,
-                                             Participation.ec_contribution)).all()
+            ec_rows = registry.contributions(session)
         queries = build_queries(db, history, protocol, test_from_year)
         if limit:
             queries = queries[:limit]
@@ -233,7 +176,7 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
             for q in tqdm(train, desc=f"fitting ranker ({len(train)} consortia)", unit=" queries",
                           disable=not progress, leave=False):
                 f, _, _, pool = features_for(q, query_vectors.get(q.project))
-                learner.add(f, score(f, config), pool, q.hidden,
+                learner.add(f, score(f, weights), pool, q.hidden,
                            order=q.year if protocol == "time" else _fold(q, 1000) / 1000)
             try:
                 kind = learner.fit(progress)
@@ -248,10 +191,10 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
     iterator = tqdm(queries, desc=f"evaluating ({protocol})", unit=" queries", disable=not progress)
     for q in iterator:
         f, mask, pool_mask, pool = features_for(q, query_vectors.get(q.project))
-        newcomer = f.projects == 0
+        newcomer = rule.flags(f.projects)
         hidden_new = bool(newcomer[q.hidden])
         fold_ranker = rankers.get(0 if protocol == "time" else _fold(q))
-        linear = score(f, config)  # the service's own scorer
+        linear = score(f, weights)  # the service's own scorer
         fitted = fold_ranker.score(f, linear, pool) if fold_ranker is not None else linear
         per_method: dict[str, Callable[[], np.ndarray]] = {
             "random": lambda q=q: np.random.default_rng(_seed(q.identifier, "random")).random(n),
@@ -284,7 +227,7 @@ def evaluate(paths: Sequence[Path], protocol: str = "time", test_from_year: int 
     pool_size = n
     return {
         "protocol": protocol, "queries": len(queries), "test_from_year": test_from_year,
-        "data": [str(p) for p in paths], "ranker": fitted_kinds,
+        "data": [str(p) for p in paths], "ranker": fitted_kinds, "newcomer_rule": rule.describe(),
         "methods": {m: results[m].metrics(pool_size, protocol == "time") for m in methods},
     }
 
@@ -335,35 +278,3 @@ def format_table(report: dict[str, Any]) -> str:
         cells = ["–" if m[c] is None else f"{m[c]:.3f}" for c in cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def fit_ranker(db: Database, years: int = 3, max_consortia: int = 8000, progress: bool = True,
-               config: ScoreConfig | None = None, ranker: RankerConfig | None = None) -> FittedRanker:
-    """A ranker for the service, fitted on the registry's own consortia of the latest ``years``.
-
-    The same protocol as the ``time`` evaluation, aimed at today: each consortium hides each
-    non-coordinator member in turn and sees only projects that started before its year. The
-    network features are learnt; the idea's text is left to the default weights, since most
-    registered consortia carry no text to learn it from.
-    """
-    config = config or ScoreConfig()
-    with db.session() as session:
-        history = History.from_db(session)
-    dated = history.project_years[history.project_years >= 0]
-    if not len(dated):
-        raise ValueError("no project in the registry has a start or call year: nothing to learn the order of")
-    latest = int(dated.max())
-    queries = build_queries(db, history, "time", latest - years + 1, every_member=True)
-    if len(queries) > max_consortia:
-        queries = random.Random(0).sample(queries, max_consortia)
-    fitted = FittedRanker(ranker)
-    years_of = history.project_years
-    for q in tqdm(queries, desc=f"collecting consortia {latest - years + 1}-{latest}", unit=" queries",
-                  disable=not progress, leave=False):
-        mask = (years_of >= 0) & (years_of < q.year)
-        pool_mask = np.ones(len(history.org_ids), dtype=bool)
-        pool_mask[q.known] = False
-        f = features(history, q.known, mask, config, ref_year=q.year)
-        fitted.add(f, score(f, config), np.flatnonzero(pool_mask), q.hidden, order=q.year)
-    fitted.fit(progress)
-    return fitted

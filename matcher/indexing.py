@@ -8,13 +8,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
+from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from embeddings.encoders import Encoder
-from embeddings.index import IndexRefused, IndexStore
+from embeddings.index import IndexRefused, IndexStore, LoadedIndex
+from matcher import registry
 from matcher.db import Database, StoredEmbedding, utcnow
-from matcher.profiles import TEXT_VERSION, load_sources, profile_text, text_hash
+from matcher.profiles import TEXT_VERSION, profile_text, text_hash
 
 
 @dataclass
@@ -32,9 +34,39 @@ class BuildSummary:
         return asdict(self)
 
 
+def store_vectors(session: Session, model_id: str, rows: list[tuple[int, str, np.ndarray]]) -> None:
+    """Replace the stored vectors of these organisations: the one writer of the embedding table."""
+    for start in range(0, len(rows), 2000):
+        chunk = rows[start:start + 2000]
+        session.execute(delete(StoredEmbedding).where(StoredEmbedding.model_id == model_id,
+                                                      StoredEmbedding.organisation_id.in_([r[0] for r in chunk])))
+        session.execute(insert(StoredEmbedding), [
+            {"organisation_id": org_id, "model_id": model_id, "text_version": TEXT_VERSION, "text_hash": digest,
+             "vector": np.asarray(vector, dtype=np.float32).tobytes(), "updated_at": utcnow()}
+            for org_id, digest, vector in chunk])
+
+
+def embed_organisations(db: Database, encoder: Encoder, organisation_ids: list[int]) -> None:
+    """Profile and embed a few organisations now (a registration), so searches find them before a rebuild."""
+    with db.session() as session:
+        sources = registry.load_sources(session, organisation_ids=organisation_ids)
+    texts = {i: profile_text(src, encoder.truncate) for i, src in sources.items()}
+    ids = sorted(texts)
+    vectors = encoder.encode_documents([texts[i] for i in ids])
+    with db.session() as session:
+        store_vectors(session, encoder.model_id, [(i, text_hash(texts[i]), vectors[j]) for j, i in enumerate(ids)])
+
+
+def with_unindexed(db: Database, model_id: str, loaded: LoadedIndex) -> LoadedIndex:
+    """The index version plus stored vectors of organisations embedded after it was built."""
+    with db.session() as session:
+        extra = registry.embedding_vectors(session, model_id, skip=loaded.positions)
+    return loaded.extended([(i, np.frombuffer(v, dtype=np.float32)) for i, v in extra])
+
+
 def current_texts(db: Database, encoder: Encoder, progress: bool = False) -> dict[int, str]:
     with db.session() as session:
-        sources = load_sources(session)
+        sources = registry.load_sources(session)
     return {org_id: profile_text(src, encoder.truncate)
             for org_id, src in tqdm(sorted(sources.items()), desc="profiles", unit=" orgs", disable=not progress,
                                     leave=False)}
@@ -54,21 +86,12 @@ def build_index(db: Database, encoder: Encoder, store: IndexStore, progress: boo
     texts = current_texts(db, encoder, progress)
     hashes = {org_id: text_hash(t) for org_id, t in texts.items()}
     with db.session() as session:
-        stored = dict(session.execute(
-            select(StoredEmbedding.organisation_id, StoredEmbedding.text_hash)
-            .where(StoredEmbedding.model_id == encoder.model_id)).all())
+        stored = registry.embedding_hashes(session, encoder.model_id)
     todo = sorted(org_id for org_id, h in hashes.items() if stored.get(org_id) != h)
     if todo:
         vectors = encoder.encode_documents([texts[i] for i in todo], batch_size=batch_size, progress=progress)
         with db.session() as session:
-            for start in range(0, len(todo), 2000):
-                chunk = todo[start:start + 2000]
-                session.execute(delete(StoredEmbedding).where(StoredEmbedding.model_id == encoder.model_id,
-                                                              StoredEmbedding.organisation_id.in_(chunk)))
-                session.execute(insert(StoredEmbedding), [
-                    {"organisation_id": org_id, "model_id": encoder.model_id, "text_version": TEXT_VERSION,
-                     "text_hash": hashes[org_id], "vector": vectors[start + j].tobytes(), "updated_at": utcnow()}
-                    for j, org_id in enumerate(chunk)])
+            store_vectors(session, encoder.model_id, [(i, hashes[i], vectors[j]) for j, i in enumerate(todo)])
     checksum = data_checksum(hashes)
     current = store.current_name()
     if not todo and current is not None:
@@ -83,9 +106,7 @@ def build_index(db: Database, encoder: Encoder, store: IndexStore, progress: boo
     matrix = np.zeros((len(ids), encoder.dimension), dtype=np.float32)
     position = {int(org_id): p for p, org_id in enumerate(ids)}
     with db.session() as session:
-        rows = session.execute(select(StoredEmbedding.organisation_id, StoredEmbedding.vector)
-                               .where(StoredEmbedding.model_id == encoder.model_id))
-        for org_id, blob in rows:
+        for org_id, blob in registry.embedding_vectors(session, encoder.model_id):
             if org_id in position:
                 matrix[position[org_id]] = np.frombuffer(blob, dtype=np.float32)
     manifest = store.write(ids, matrix, encoder.model_id, TEXT_VERSION, checksum)

@@ -7,14 +7,10 @@ The recipe has a version: changing anything here must bump ``TEXT_VERSION`` so t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from matcher import vocab
-from matcher.db import Organisation, Participation, Project
 
 TEXT_VERSION = "p1"
 SUMMARY_WORDS = 60
@@ -40,37 +36,6 @@ class ProfileSource:
     city: str | None
     description: str | None
     projects: list[PastProject] = field(default_factory=list)
-
-
-def project_year():  # type: ignore[no-untyped-def]
-    """SQL expression for a project's year: its start, else its call year."""
-    return func.coalesce(func.extract("year", Project.start_date), Project.call_year)
-
-
-def load_sources(session: Session, before_year: int | None = None,
-                 organisation_ids: Iterable[int] | None = None) -> dict[int, ProfileSource]:
-    """Profile inputs for every organisation (or the given ones), history before ``before_year``."""
-    query = select(Organisation.id, Organisation.name, Organisation.short_name, Organisation.org_type,
-                   Organisation.sector, Organisation.country, Organisation.city, Organisation.description)
-    wanted = set(organisation_ids) if organisation_ids is not None else None
-    if wanted is not None:
-        query = query.where(Organisation.id.in_(wanted))
-    sources = {row[0]: ProfileSource(*row) for row in session.execute(query)}
-    year = project_year()
-    pq = (select(Participation.organisation_id, Project.id, year, Project.title, Project.topics, Project.summary)
-          .join(Project, Project.id == Participation.project_id))
-    if before_year is not None:
-        pq = pq.where(year < before_year)
-    if wanted is not None:
-        pq = pq.where(Participation.organisation_id.in_(wanted))
-    for org_id, project_id, y, title, topics, summary in session.execute(pq):
-        src = sources.get(org_id)
-        if src is not None:
-            src.projects.append(PastProject(project_id, int(y) if y is not None else None, title, topics or [],
-                                            summary))
-    for src in sources.values():
-        src.projects.sort(key=lambda p: (p.year or 0, p.project_id), reverse=True)
-    return sources
 
 
 def _words(text: str | None, limit: int) -> str:

@@ -1,6 +1,8 @@
-"""The recommendation pipeline: candidates -> features -> score -> newcomer-fair re-rank.
+"""The recommendation pipeline's stages: history -> features -> default score -> rank -> fair re-rank.
 
-Each stage is a small component with a typed config. The network of past collaborations
+Each stage is a small component with a typed config: ``FeatureConfig`` says how features are
+made, ``ScoreConfig`` how the default scorer weighs them; ``COLUMNS`` defines each feature
+column once, with its name and transform, for the scorer and the fitted ranker alike. The network of past collaborations
 is held as a sparse organisation x project incidence matrix, so that "which projects count
 as history" is just a mask over projects: the evaluation hides a test project or the
 future with it, the service uses everything.
@@ -8,22 +10,15 @@ future with it, the service uses everything.
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from matcher.db import Organisation, Participation, Project
+from matcher import registry
 from matcher.fairness import FairConfig, fair_rerank
-from matcher.profiles import project_year
 
 
 @dataclass
@@ -52,11 +47,7 @@ class History:
 
     @classmethod
     def from_db(cls, session: Session) -> History:
-        orgs = session.execute(select(Organisation.id, Organisation.country, Organisation.sector)
-                               .order_by(Organisation.id)).all()
-        projects = session.execute(select(Project.id, project_year()).order_by(Project.id)).all()
-        parts = session.execute(select(Participation.organisation_id, Participation.project_id,
-                                       Participation.role)).all()
+        orgs, projects, parts = registry.history_rows(session)
         org_ids = np.array([o[0] for o in orgs], dtype=np.int64)
         project_ids = np.array([p[0] for p in projects], dtype=np.int64)
         opos = {int(i): n for n, i in enumerate(org_ids.tolist())}
@@ -71,6 +62,16 @@ class History:
                    project_ids, np.array([int(p[1]) if p[1] is not None else -1 for p in projects]), inc, cin)
 
 
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How the network and text features are made from the history."""
+
+    shared_weight_power: float = 0.5   # a shared project of size s weighs 1/(s-1)**power
+    recency_years: float = 2.0         # half-life-like decay of ties and activity, in years
+    damping: float = 0.85              # personalised PageRank: chance of walking on rather than restarting
+    walk_steps: int = 8                # power iterations of that walk (enough to settle the top of the ranking)
+
+
 DEFAULT_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("breadth", 2.0), ("same_country", 0.3), ("ties", 0.3), ("two_hop", 0.05), ("text", 2.0), ("profile", 1.5),
     ("overlap", 3.0),
@@ -79,26 +80,16 @@ DEFAULT_WEIGHTS: tuple[tuple[str, float], ...] = (
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """How features are made and weighed by the default linear scorer.
+    """How the default linear scorer weighs the feature columns.
 
     The default weights were set by hand, comparing a few settings by recall@10 on CORDIS
     consortia: a consortium re-forming (overlap) and ties to several members (breadth) first,
-    the idea's text next. A ranker fitted on past consortia (``FittedRanker``) replaces them
-    where there is enough history to learn from.
+    the idea's text next. A ranker fitted on past consortia (``ranker.FittedRanker``) replaces
+    them where there is enough history to learn from.
     """
 
-    shared_weight_power: float = 0.5   # a shared project of size s weighs 1/(s-1)**power
-    recency_years: float = 2.0         # half-life-like decay of ties and activity, in years
-    damping: float = 0.85              # personalised PageRank: chance of walking on rather than restarting
-    walk_steps: int = 8                # power iterations of that walk (enough to settle the top of the ranking)
     weights: tuple[tuple[str, float], ...] = DEFAULT_WEIGHTS
     coordinator_weight: float = 0.3    # added to the coordinator column when a coordinator is sought
-
-
-FEATURES = ("breadth", "same_country", "ties", "shared_projects", "ties_small", "ties_recent", "projects",
-            "recent_activity", "two_hop", "text", "profile", "coordinated", "overlap", "walk", "reunion",
-            "reunion_any", "coordinator_ties", "overlap_recent", "adamic_adar", "same_sector", "coordinator_country",
-            "tie_share", "consortium_size", "known_members")
 
 
 @dataclass
@@ -130,19 +121,48 @@ class Features:
 
     def matrix(self, rows: np.ndarray | None = None) -> np.ndarray:
         """The transformed feature columns (``FEATURES`` order) for ``rows`` (all when None)."""
-        sel = slice(None) if rows is None else rows
-        projects = self.projects[sel]
-        return np.column_stack([
-            np.log1p(self.breadth[sel]), self.same_country[sel], np.log1p(10 * self.direct[sel]),
-            np.log1p(self.shared[sel]), np.log1p(10 * self.direct_small[sel]), np.log1p(10 * self.direct_recent[sel]),
-            np.log1p(projects), np.log1p(self.recent_activity[sel]), np.log1p(10 * self.two_hop[sel]),
-            self.text[sel], self.profile[sel], np.log1p(self.coordinated[sel]), np.log1p(self.overlap[sel]),
-            np.log1p(1e3 * self.walk[sel]), self.reunion[sel], self.reunion_any[sel],
-            np.log1p(10 * self.coordinator_ties[sel]), np.log1p(self.overlap_recent[sel]),
-            np.log1p(self.adamic_adar[sel]), self.same_sector[sel], self.coordinator_country[sel],
-            self.shared[sel] / np.maximum(projects, 1), np.log1p(self.consortium_size[sel]),
-            np.full(len(projects), self.n_known),
-        ]).astype(np.float32)
+        sel: slice | np.ndarray = slice(None) if rows is None else rows
+        return np.column_stack([column.values(self, sel) for column in COLUMNS]).astype(np.float32)
+
+
+Rows = slice | np.ndarray
+
+
+@dataclass(frozen=True)
+class Column:
+    """One feature column: its name and how it is computed from the features of some rows."""
+
+    name: str
+    values: Callable[[Features, Rows], np.ndarray]
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("breadth", lambda f, s: np.log1p(f.breadth[s])),
+    Column("same_country", lambda f, s: f.same_country[s]),
+    Column("ties", lambda f, s: np.log1p(10 * f.direct[s])),
+    Column("shared_projects", lambda f, s: np.log1p(f.shared[s])),
+    Column("ties_small", lambda f, s: np.log1p(10 * f.direct_small[s])),
+    Column("ties_recent", lambda f, s: np.log1p(10 * f.direct_recent[s])),
+    Column("projects", lambda f, s: np.log1p(f.projects[s])),
+    Column("recent_activity", lambda f, s: np.log1p(f.recent_activity[s])),
+    Column("two_hop", lambda f, s: np.log1p(10 * f.two_hop[s])),
+    Column("text", lambda f, s: f.text[s]),
+    Column("profile", lambda f, s: f.profile[s]),
+    Column("coordinated", lambda f, s: np.log1p(f.coordinated[s])),
+    Column("overlap", lambda f, s: np.log1p(f.overlap[s])),
+    Column("walk", lambda f, s: np.log1p(1e3 * f.walk[s])),
+    Column("reunion", lambda f, s: f.reunion[s]),
+    Column("reunion_any", lambda f, s: f.reunion_any[s]),
+    Column("coordinator_ties", lambda f, s: np.log1p(10 * f.coordinator_ties[s])),
+    Column("overlap_recent", lambda f, s: np.log1p(f.overlap_recent[s])),
+    Column("adamic_adar", lambda f, s: np.log1p(f.adamic_adar[s])),
+    Column("same_sector", lambda f, s: f.same_sector[s]),
+    Column("coordinator_country", lambda f, s: f.coordinator_country[s]),
+    Column("tie_share", lambda f, s: f.shared[s] / np.maximum(f.projects[s], 1)),
+    Column("consortium_size", lambda f, s: np.log1p(f.consortium_size[s])),
+    Column("known_members", lambda f, s: np.full(len(f.projects[s]), f.n_known)),
+)
+FEATURES = tuple(column.name for column in COLUMNS)
 
 
 def _weights(history: History, mask: np.ndarray, power: float) -> np.ndarray:
@@ -178,7 +198,7 @@ def walk(history: History, known: Sequence[int], mask: np.ndarray, damping: floa
     return r
 
 
-def features(history: History, known: Sequence[int], project_mask: np.ndarray, config: ScoreConfig,
+def features(history: History, known: Sequence[int], project_mask: np.ndarray, config: FeatureConfig,
              query_vector: np.ndarray | None = None, profile_scores: np.ndarray | None = None,
              ref_year: int | None = None) -> Features:
     """Per-organisation features for a consortium of ``known`` positions, history = ``project_mask``."""
@@ -253,160 +273,6 @@ def default_weights(config: ScoreConfig, seek_coordinator: bool = False) -> np.n
 def score(f: Features, config: ScoreConfig, seek_coordinator: bool = False) -> np.ndarray:
     """The default linear scorer: hand-set weights over the feature columns."""
     return f.matrix() @ default_weights(config, seek_coordinator)
-
-
-@dataclass(frozen=True)
-class RankerConfig:
-    """The fitted ranker: LambdaMART (LightGBM) over the strongest candidates of the network walk."""
-
-    candidates: int = 300          # re-ranked per query: the walk's best, plus the best by text and by profile
-    learning_rate: float = 0.03
-    trees: int = 500
-    leaves: int = 15
-    min_leaf: int = 50
-    truncation: int = 30           # lambdarank attends to the top of each list, where users look
-    seed: int = 0
-    threads: int = 2
-
-
-class FittedRanker:
-    """A ranker fitted on past consortia, used only where it beats the default scorer.
-
-    Each training consortium gives its hidden partner and the candidates the pipeline would
-    re-rank (the walk's best, plus the best by text). LambdaMART learns to put the hidden
-    partner first; on the latest fifth of the consortia (the future, as in use) its recall@10
-    is compared with the default scorer's, and the better is kept. It learns only from what it
-    is given, so the caller decides what is history: the evaluation gives only the past.
-    """
-
-    def __init__(self, config: RankerConfig | None = None) -> None:
-        self.config = config or RankerConfig()
-        # per consortium: candidate features, row of the hidden partner (-1: missed), its default rank
-        self.groups: list[tuple[np.ndarray, int, int]] = []
-        self.orders: list[float] = []
-        self.kind: str | None = None
-        self.model: Any = None
-        self.validation: dict[str, float] = {}
-        self.consortia = 0
-        self.fitted_at: str | None = None
-        self._rng = np.random.default_rng(self.config.seed)
-
-    def candidates(self, f: Features, pool: np.ndarray) -> np.ndarray:
-        k = self.config.candidates
-        parts = [rank(f.walk, pool[f.walk[pool] > 0], k)]
-        for relevance in (f.text, f.profile):
-            related = pool[relevance[pool] > 0]
-            if len(related):
-                parts.append(rank(relevance, related, k // 3))
-        return np.unique(np.concatenate(parts)).astype(np.int64)
-
-    def add(self, f: Features, linear: np.ndarray, pool: np.ndarray, positive: int, order: float = 0.0) -> bool:
-        """Add one consortium whose hidden partner is ``positive``; False when the candidates miss it.
-
-        ``order`` (e.g. the year) decides validation: the latest fifth is held out."""
-        cand = self.candidates(f, pool)
-        hit = np.flatnonzero(cand == positive)
-        default_rank = int(np.count_nonzero(linear[pool] > linear[positive])) + 1
-        self.groups.append((f.matrix(cand), int(hit[0]) if len(hit) else -1, default_rank))
-        self.orders.append(order + 1e-6 * float(self._rng.random()))
-        return len(hit) > 0
-
-    def _fit(self, groups: list[tuple[np.ndarray, int, int]], progress: bool, what: str) -> Any:
-        import lightgbm
-        from tqdm import tqdm
-
-        c = self.config
-        usable = [(x, p) for x, p, _ in groups if p >= 0 and len(x) > 1]
-        labels = [np.eye(1, len(x), p, dtype=np.int8).ravel() for x, p in usable]
-        model = lightgbm.LGBMRanker(
-            objective="lambdarank", learning_rate=c.learning_rate, n_estimators=c.trees, num_leaves=c.leaves,
-            min_child_samples=c.min_leaf, lambdarank_truncation_level=c.truncation, subsample=0.8,
-            subsample_freq=1, colsample_bytree=0.8, random_state=c.seed, n_jobs=c.threads, deterministic=True,
-            force_col_wise=True, verbose=-1)
-        with tqdm(total=c.trees, desc=f"fitting LambdaMART ({what}, {len(usable)} consortia)", unit=" trees",
-                  disable=not progress, leave=False) as bar:
-            model.fit(np.vstack([x for x, _ in usable]), np.concatenate(labels),
-                      group=[len(x) for x, _ in usable], callbacks=[lambda _env: bar.update(1)])
-        return model.booster_
-
-    @staticmethod
-    def _model_recall(model: Any, groups: list[tuple[np.ndarray, int, int]], k: int = 10) -> float:
-        hits = 0
-        for x, p, _ in groups:
-            if p >= 0:
-                s = model.predict(x, num_threads=1)
-                hits += int(np.sum(s > s[p])) < k
-        return hits / max(len(groups), 1)
-
-    def fit(self, progress: bool = False) -> str:
-        """Fit on four fifths, compare with the default scorer on the last fifth, refit the winner on all."""
-        usable = sum(p >= 0 for _, p, _ in self.groups)
-        if usable < 50:
-            raise ValueError(f"{usable} training consortia with the partner among the candidates are too few "
-                             "to fit a ranker")
-        order = np.argsort(self.orders, kind="stable")
-        cut = int(len(order) * 0.8)
-        train = [self.groups[i] for i in order[:cut]]
-        held = [self.groups[i] for i in order[cut:]]
-        model = self._fit(train, progress, "four fifths")
-        self.validation = {"lambdamart": round(self._model_recall(model, held), 4),
-                           "default": round(float(np.mean([r <= 10 for _, _, r in held])), 4)}
-        self.kind = "lambdamart" if self.validation["lambdamart"] > self.validation["default"] else "default"
-        self.consortia = len(self.groups)
-        if self.kind == "lambdamart":
-            self.model = self._fit(self.groups, progress, "all")
-        self.groups, self.orders = [], []
-        return self.kind
-
-    def save(self, directory: Path) -> None:
-        """Write the model and what it was fitted on; a new file replaces the old one atomically."""
-        if self.kind is None:
-            raise ValueError("the ranker has not been fitted")
-        directory.mkdir(parents=True, exist_ok=True)
-        if self.model is not None:
-            self.model.save_model(str(directory / "model.txt.tmp"))
-            os.replace(directory / "model.txt.tmp", directory / "model.txt")
-        else:  # the default won: no model of an earlier fit may linger
-            (directory / "model.txt").unlink(missing_ok=True)
-        meta = {"kind": self.kind, "features": list(FEATURES), "validation_recall@10": self.validation,
-                "consortia": self.consortia, "config": asdict(self.config),
-                "fitted_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        (directory / "ranker.json.tmp").write_text(json.dumps(meta, indent=2))
-        os.replace(directory / "ranker.json.tmp", directory / "ranker.json")
-
-    @classmethod
-    def load(cls, directory: Path) -> FittedRanker:
-        """A saved ranker; refuses one fitted on other feature columns than this version computes."""
-        import lightgbm
-
-        meta = json.loads((directory / "ranker.json").read_text())
-        if meta.get("features") != list(FEATURES):
-            raise ValueError(f"the ranker in {directory} was fitted on other features than this version computes; "
-                             "fit it again with `partner-match ranker fit`")
-        ranker = cls(RankerConfig(**meta["config"]))
-        ranker.kind, ranker.validation, ranker.consortia = meta["kind"], meta["validation_recall@10"], meta["consortia"]
-        ranker.fitted_at = meta.get("fitted_at")
-        if ranker.kind == "lambdamart":
-            ranker.model = lightgbm.Booster(model_file=str(directory / "model.txt"))
-        return ranker
-
-    def score(self, f: Features, linear: np.ndarray, pool: np.ndarray,
-              added_weights: np.ndarray | None = None) -> np.ndarray:
-        """Model scores for the candidates it re-ranks; everyone else below them, in the default order.
-
-        ``added_weights`` (over ``FEATURES``) adds a linear term to the candidates' model scores:
-        the service keeps the idea's text at its default weight this way."""
-        if self.kind is None:
-            raise ValueError("the ranker has not been fitted")
-        if self.kind == "default":
-            return linear
-        cand = self.candidates(f, pool)
-        out = linear - linear.max() - 10.0
-        if len(cand):
-            x = f.matrix(cand)
-            model = self.model.predict(x, num_threads=1)
-            out[cand] = model - model.min() + 1.0 + (x @ added_weights if added_weights is not None else 0.0)
-        return out
 
 
 def rank(scores: np.ndarray, candidates: np.ndarray, limit: int) -> np.ndarray:

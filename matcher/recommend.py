@@ -10,20 +10,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from embeddings.encoders import Encoder
 from embeddings.index import LoadedIndex
-from matcher import vocab
-from matcher.complementarity import ComplementarityConfig, gains
-from matcher.db import Database, Organisation, Project
-from matcher.eligibility import Eligibility, Member, check
+from matcher import registry, vocab
+from matcher.complementarity import ComplementarityConfig, Gains, gains
+from matcher.db import Database
+from matcher.eligibility import Eligibility, Member, check, may_join
 from matcher.fairness import FairConfig
 from matcher.newcomer import NewcomerRule
+from matcher.ranker import FittedRanker
 from matcher.ranking import (
     FEATURES,
+    FeatureConfig,
     Features,
-    FittedRanker,
     History,
     ScoreConfig,
     default_weights,
@@ -45,7 +45,7 @@ class MatchRequest:
     countries: list[str] = field(default_factory=list)
     exclude_countries: list[str] = field(default_factory=list)
     k: int = 10
-    newcomer_share: float = 0.3
+    newcomer_share: float = FairConfig.share
     seek_coordinator: bool = False
 
     @property
@@ -101,16 +101,17 @@ class Matcher:
     """Everything a request needs, held in memory; rebuild it when the registry changes."""
 
     def __init__(self, history: History, names: dict[int, str], projects: dict[int, tuple[str | None, int | None]],
-                 encoder: Encoder | None, index: LoadedIndex | None, config: ScoreConfig | None = None,
-                 complementarity: ComplementarityConfig | None = None, alpha: float = 0.4,
-                 rule: NewcomerRule | None = None, org_types: np.ndarray | None = None,
-                 ranker: FittedRanker | None = None) -> None:
+                 encoder: Encoder | None, index: LoadedIndex | None, config: FeatureConfig | None = None,
+                 weights: ScoreConfig | None = None, complementarity: ComplementarityConfig | None = None,
+                 alpha: float = FairConfig.alpha, rule: NewcomerRule | None = None,
+                 org_types: np.ndarray | None = None, ranker: FittedRanker | None = None) -> None:
         self.history = history
         self.names = names
         self.projects = projects
         self.encoder = encoder
         self.index = index
-        self.config = config or ScoreConfig()
+        self.config = config or FeatureConfig()
+        self.weights = weights or ScoreConfig()
         self.complementarity = complementarity or ComplementarityConfig()
         self.alpha = alpha
         self.rule = rule or NewcomerRule()
@@ -118,17 +119,14 @@ class Matcher:
         self.org_types = org_types if org_types is not None else np.array([""] * len(history.org_ids))
         self.mask = np.ones(len(history.project_ids), dtype=bool)
         self.counts = history.incidence @ self.mask.astype(np.float32)
-        self.newcomer = np.array([self.rule.is_newcomer(int(c)) for c in self.counts], dtype=bool)
+        self.newcomer = self.rule.flags(self.counts)
         self._profile_rows: np.ndarray | None = None
 
     @classmethod
     def from_db(cls, db: Database, encoder: Encoder | None, index: LoadedIndex | None, **kwargs: Any) -> Matcher:
         with db.session() as session:
             history = History.from_db(session)
-            names = {i: n for i, n in session.execute(select(Organisation.id, Organisation.name))}
-            types = dict(session.execute(select(Organisation.id, Organisation.org_type)).all())
-            projects = {pid: (title or acronym or ident, year) for pid, title, acronym, ident, year in session.execute(
-                select(Project.id, Project.title, Project.acronym, Project.identifier, Project.call_year))}
+            names, types, projects = registry.labels(session)
         org_types = np.array([types.get(int(i)) or "" for i in history.org_ids])
         return cls(history, names, projects, encoder, index, org_types=org_types, **kwargs)
 
@@ -149,8 +147,7 @@ class Matcher:
             ok &= ~np.isin(h.countries, req.exclude_countries)
         if req.org_types:
             ok &= np.isin(self.org_types, req.org_types)
-        if req.action == "school":
-            ok &= h.sectors == "school"
+        ok &= may_join(h.sectors, req.action)
         return np.flatnonzero(ok)
 
     def profile_scores(self, query: np.ndarray | None) -> np.ndarray | None:
@@ -165,22 +162,22 @@ class Matcher:
         out[self._profile_rows[keep]] = sims[keep]
         return out
 
-    def _score(self, req: MatchRequest, members: list[int]) -> tuple[Features, np.ndarray, Eligibility]:
+    def _score(self, req: MatchRequest, members: list[int]) -> tuple[Features, np.ndarray, Eligibility, Gains]:
         h = self.history
         query = self.encoder.encode_queries([req.idea])[0] if (req.idea.strip() and self.encoder) else None
         f = features(h, members, self.mask, self.config, query, self.profile_scores(query))
         elig = check([self._member(p) for p in members], req.action)
         g = gains(h.countries, h.sectors, members, req.sectors, elig.countries_needed)
         seek = req.seek_coordinator or req.applicant is None
-        linear = score(f, self.config, seek_coordinator=seek)
+        linear = score(f, self.weights, seek_coordinator=seek)
         if self.ranker is not None and members:
             # the fitted ranker orders the network; the idea's text and a sought coordinator keep their
             # default weights on top, since the consortia it learnt from carry no text
             pool = np.setdiff1d(np.arange(len(h.org_ids)), members)
             kept = np.isin(FEATURES, ("text", "profile", "coordinated"))
-            added = np.where(kept, default_weights(self.config, seek), 0.0).astype(np.float32)
-            return f, self.ranker.score(f, linear, pool, added) + g.bonus(self.complementarity), elig
-        return f, linear + g.bonus(self.complementarity), elig
+            added = np.where(kept, default_weights(self.weights, seek), 0.0).astype(np.float32)
+            return f, self.ranker.score(f, linear, pool, added) + g.bonus(self.complementarity), elig, g
+        return f, linear + g.bonus(self.complementarity), elig, g
 
     def _member(self, pos: int) -> Member:
         h = self.history
@@ -188,13 +185,13 @@ class Matcher:
 
     def recommend(self, req: MatchRequest) -> MatchResult:
         members = self.positions(req.members)
-        f, scores, elig = self._score(req, members)
+        f, scores, elig, g = self._score(req, members)
         pool = self.candidates(req, members)
         if len(pool) == 0:
             return MatchResult([], elig)
         ranked = rank(scores, pool, max(req.k * 5, 50))
         top = fair_top(ranked, self.newcomer, req.k, FairConfig(req.newcomer_share, self.alpha), scores, pool)
-        return MatchResult([self._explain(int(p), f, scores, members, req, elig) for p in top], elig)
+        return MatchResult([self._explain(int(p), f, g, scores, members, req, elig) for p in top], elig)
 
     # -- reasons --------------------------------------------------------------------------
     def _shared_project(self, a: int, b: int) -> int | None:
@@ -204,8 +201,9 @@ class Matcher:
             return None
         return int(self.history.project_ids[shared[np.argmax(self.history.project_years[shared])]])
 
-    def _explain(self, pos: int, f: Features, scores: np.ndarray, members: list[int], req: MatchRequest,
+    def _explain(self, pos: int, f: Features, g: Gains, scores: np.ndarray, members: list[int], req: MatchRequest,
                  elig: Eligibility) -> Recommendation:
+        """Reasons read from the same features and complementarity gains that scored the candidate."""
         h = self.history
         reasons: list[Reason] = []
         known = partner_of_partner = False
@@ -222,14 +220,12 @@ class Matcher:
             partner_of_partner = True
             reasons.append(Reason("partner_of_partner", "has worked with a partner of your consortium"))
         sector = str(h.sectors[pos])
-        have = {str(h.sectors[m]) for m in members}
-        if sector not in have:
-            wanted = sector in req.sectors
+        if g.adds_sector[pos]:
+            wanted = bool(g.adds_wanted_sector[pos])
             reasons.append(Reason("adds_sector", f"adds sector {vocab.sectors().get(sector, sector)}"
                                   + (" (wanted)" if wanted else ""), {"sector": sector, "wanted": wanted}))
         country = h.countries[pos]
-        if elig.countries_needed and vocab.is_programme_country(country) and country not in {
-                h.countries[m] for m in members}:
+        if g.adds_needed_country[pos]:
             n = len(elig.programme_countries) + 1
             ordinal = {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
             reasons.append(Reason("adds_country", f"adds a {ordinal} programme country ({vocab.country_name(country)})",
@@ -262,7 +258,7 @@ class Matcher:
     def propose_consortia(self, req: MatchRequest, n: int = 3, max_added: int = 6) -> list[Consortium]:
         """Up to ``n`` alternative consortia, each eligible, covering wanted sectors, mixing known and new."""
         members = self.positions(req.members)
-        f, base, _ = self._score(req, members)
+        f, base, elig0, g0 = self._score(req, members)
         pool = self.candidates(req, members)
         used_first: set[int] = set()
         out: list[Consortium] = []
@@ -292,6 +288,6 @@ class Matcher:
             elig = check([self._member(p) for p in team], req.action)
             if not elig.eligible or not added:
                 continue
-            recs = [self._explain(p, f, base, members, req, elig) for p in added]
+            recs = [self._explain(p, f, g0, base, members, req, elig0) for p in added]
             out.append(Consortium(recs, elig, sum(r.newcomer for r in recs), sum(r.known_partner for r in recs)))
         return out

@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pycountry
 
-SEED_DIR = Path(__file__).resolve().parent.parent / "seed_data"
-VOCAB_PATH = SEED_DIR / "vocabularies.json"
+import seed_data
 
 
 class UnknownCode(ValueError):
@@ -24,8 +22,8 @@ class UnknownCode(ValueError):
 
 @cache
 def _vocab() -> dict[str, Any]:
-    with VOCAB_PATH.open(encoding="utf-8") as fh:
-        return json.load(fh)
+    data: dict[str, Any] = json.loads(seed_data.resource("vocabularies.json").read_text(encoding="utf-8"))
+    return data
 
 
 def _public(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +45,12 @@ def programme_countries() -> frozenset[str]:
 @cache
 def eu_member_states() -> frozenset[str]:
     return frozenset(_vocab()["programme_countries"]["eu_member_states"])
+
+
+@cache
+def registrable_countries() -> frozenset[str]:
+    """Countries an organisation may register from: programme countries and the partner countries listed."""
+    return programme_countries() | frozenset(_vocab()["registrable_partner_countries"]["codes"])
 
 
 def is_programme_country(code: str | None) -> bool:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
@@ -11,6 +12,9 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
 from service.config import Settings
+
+if TYPE_CHECKING:
+    from embeddings.encoders import Encoder
 
 csrf = CSRFProtect()
 # limits are read from the app being served, so each app (and test) can set its own
@@ -33,8 +37,13 @@ def _secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    settings = Settings.from_env()
+def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
+               config: Mapping[str, Any] | None = None) -> Flask:
+    """The web service for ``settings`` (default: from the environment); ``encoder`` replaces the configured one.
+
+    ``config`` overrides Flask settings (tests: ``TESTING``, ``RATELIMIT_ENABLED``...).
+    """
+    settings = settings or Settings.from_env()
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     app.config.from_mapping(
         SECRET_KEY=None,
@@ -48,15 +57,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,
     )
-    if test_config:
-        app.config.update(test_config)
-    settings = app.config["PARTNER_MATCH_SETTINGS"]
+    if config:
+        app.config.update(config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings)
 
-    from service import api, pages, state
+    from service import api, errors, pages, state
 
-    state.init_app(app)
+    state.init_app(app, encoder)
+    errors.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     api.init_app(app)

@@ -5,37 +5,26 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import asdict
 from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from spectree import Response as SpecResponse
 from spectree import SpecTree
-from sqlalchemy import func, select
 
 from matcher import vocab
-from matcher.db import Organisation, Participation, Project
+from matcher.app import IndexInfo, Listed, OrganisationFilter, OrganisationPage, OrganisationQuery
 from matcher.eligibility import Eligibility
-from matcher.newcomer import experience_of
+from matcher.fairness import FairConfig
 from matcher.recommend import MatchRequest, Recommendation, UnknownOrganisation
-from matcher.registry import participation_counts
 from service import csrf, limiter
-from service.state import IndexUnavailable, services
+from service.errors import error_response
+from service.state import partner_match
 
 MAX_IDEA = 5000
 MAX_K = 100
 PAGE_SIZE = 20
-RETRY_AFTER = "30"
-
-
-def error_response(status: int, error: str, detail: list[dict[str, Any]] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    """The one shape of every JSON error: {"error": ..., "detail": [{"field": ..., "message": ...}]}."""
-    response = jsonify({"error": error, "detail": detail or []})
-    response.status_code = status
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
 
 
 def _detail(err: Exception) -> list[dict[str, Any]]:
@@ -92,7 +81,7 @@ class RecommendationIn(BaseModel):
     countries: list[str] = Field(default_factory=list, max_length=60)
     exclude_countries: list[str] = Field(default_factory=list, max_length=60)
     k: int = Field(10, ge=1, le=MAX_K)
-    newcomer_share: float = Field(0.3, ge=0.0, le=1.0)
+    newcomer_share: float = Field(FairConfig.share, ge=0.0, le=1.0)
 
     _countries = field_validator("countries", "exclude_countries")(_check_countries)
     _sectors = field_validator("sectors")(_check_sectors)
@@ -162,7 +151,8 @@ class ErrorOut(BaseModel):
 
 
 class OrganisationsQuery(BaseModel):
-    q: str = Field("", max_length=200)
+    q: str = Field("", max_length=200, description="Part of the name")
+    theme: str = Field("", max_length=MAX_IDEA, description="Rank by similarity of the profile to this text")
     country: str | None = Field(None, max_length=60)
     sector: str | None = Field(None, max_length=40)
     type: str | None = Field(None, max_length=300)
@@ -194,6 +184,7 @@ class OrganisationListed(BaseModel):
 class OrganisationSummary(OrganisationListed):
     newcomer: bool
     projects: int
+    score: float | None = None
 
 
 class OrganisationsOut(BaseModel):
@@ -310,43 +301,25 @@ class Health(BaseModel):
     reasons: list[str] = []
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- adapters
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 health = Blueprint("health", __name__)
 
 
-def unavailable(exc: IndexUnavailable) -> Response:
-    return error_response(503, "search index unavailable",
-                          [{"field": "index", "message": r} for r in exc.reasons], {"Retry-After": RETRY_AFTER})
-
-
-def resolve(ref: OrgRef | None, field: str) -> int | None:
-    """An organisation id for an id (int) or a PIC (digit string); LookupError names the field."""
-    if ref is None:
-        return None
-    with services().db.session() as s:
-        if isinstance(ref, int):
-            found = s.get(Organisation, ref)
-        else:
-            found = s.scalar(select(Organisation).where(Organisation.pic == ref.strip()))
-    if found is None:
-        raise LookupError(f"{field}: no organisation with {'id' if isinstance(ref, int) else 'PIC'} {ref}")
-    return found.id
-
-
 def to_request(body: RecommendationIn) -> MatchRequest:
-    partners = []
-    for i, ref in enumerate(body.partners):
-        org_id = resolve(ref, f"partners.{i}")
-        if org_id is not None:
-            partners.append(org_id)
-    return MatchRequest(idea=body.idea, action=body.action, applicant=resolve(body.applicant, "applicant"),
-                        partners=partners, sectors=body.sectors, countries=body.countries,
-                        exclude_countries=body.exclude_countries, k=body.k, newcomer_share=body.newcomer_share)
+    """The domain request; LookupError names the field of an unknown organisation."""
+    pm = partner_match()
+    return MatchRequest(idea=body.idea, action=body.action,
+                        applicant=pm.resolve(body.applicant, "applicant") if body.applicant is not None else None,
+                        partners=[pm.resolve(ref, f"partners.{i}") for i, ref in enumerate(body.partners)],
+                        sectors=body.sectors, countries=body.countries, exclude_countries=body.exclude_countries,
+                        k=body.k, newcomer_share=body.newcomer_share)
 
 
-def eligibility_json(e: Eligibility) -> dict[str, Any]:
+def eligibility_json(e: Eligibility | None) -> dict[str, Any]:
+    if e is None:
+        return {"eligible": False, "missing": [], "programme_countries": []}
     return {"eligible": e.eligible, "missing": e.missing, "programme_countries": e.programme_countries}
 
 
@@ -356,9 +329,12 @@ def result_json(r: Recommendation) -> dict[str, Any]:
                          "newcomer": r.newcomer},
         "score": r.score, "reasons": [x.as_dict() for x in r.reasons], "known_partner": r.known_partner,
         "partner_of_partner": r.partner_of_partner, "projects": r.projects, "coordinated": r.coordinated,
-        "eligibility_with": eligibility_json(r.eligibility_with) if r.eligibility_with else
-        {"eligible": False, "missing": [], "programme_countries": []},
+        "eligibility_with": eligibility_json(r.eligibility_with),
     }
+
+
+def meta_json(info: IndexInfo) -> dict[str, str]:
+    return {"index_version": info.version, "model_id": info.model_id}
 
 
 def _bad_lookup(exc: LookupError) -> Response:
@@ -367,7 +343,11 @@ def _bad_lookup(exc: LookupError) -> Response:
     return error_response(400, "unknown organisation", [{"field": field, "message": message}])
 
 
-# ----------------------------------------------------------------------------- endpoints
+def listed_json(item: Listed, fields: type[BaseModel]) -> dict[str, Any]:
+    """A listed organisation with exactly the fields of the response model."""
+    values = asdict(item)
+    return {k: values[k] for k in fields.model_fields}
+
 
 @bp.post("/recommendations")
 @spec.validate(json=RecommendationIn, resp=SpecResponse(HTTP_200=RecommendationOut, HTTP_400=ErrorOut,
@@ -376,16 +356,11 @@ def recommendations() -> Response:
     """Ranked complementary partners, with reasons and the consortium's eligibility."""
     body = RecommendationIn.model_validate(request.get_json())
     try:
-        req = to_request(body)
-        matcher, space = services().matcher()
-        result = matcher.recommend(req)
-    except IndexUnavailable as exc:
-        return unavailable(exc)
+        found = partner_match().recommend(to_request(body))
     except (LookupError, UnknownOrganisation) as exc:
         return _bad_lookup(exc)
-    return jsonify({"results": [result_json(r) for r in result.results],
-                    "eligibility": eligibility_json(result.eligibility),
-                    "meta": {"index_version": space.version, "model_id": space.manifest.model_id}})
+    return jsonify({"results": [result_json(r) for r in found.result.results],
+                    "eligibility": eligibility_json(found.result.eligibility), "meta": meta_json(found.index)})
 
 
 @bp.post("/consortia")
@@ -395,99 +370,38 @@ def consortia() -> Response:
     """Alternative complete, eligible consortia mixing known and new partners."""
     body = ConsortiaIn.model_validate(request.get_json())
     try:
-        req = to_request(body)
-        matcher, space = services().matcher()
-        proposals = matcher.propose_consortia(req, n=body.n)
-    except IndexUnavailable as exc:
-        return unavailable(exc)
+        found = partner_match().propose(to_request(body), n=body.n)
     except (LookupError, UnknownOrganisation) as exc:
         return _bad_lookup(exc)
     return jsonify({"consortia": [{"members": [result_json(m) for m in c.members],
                                    "eligibility": eligibility_json(c.eligibility), "newcomers": c.newcomers,
-                                   "known_partners": c.known_partners} for c in proposals],
-                    "meta": {"index_version": space.version, "model_id": space.manifest.model_id}})
+                                   "known_partners": c.known_partners} for c in found.consortia],
+                    "meta": meta_json(found.index)})
 
 
-def search_organisations(q: OrganisationsQuery) -> tuple[list[dict[str, Any]], int]:
-    svc = services()
-    with svc.db.session() as s:
-        counts = participation_counts(s)
-        query = select(Organisation)
-        if q.q.strip():
-            query = query.where(func.lower(Organisation.name).contains(q.q.strip().lower(), autoescape=True))
-        if q.country:
-            query = query.where(Organisation.country == q.country)
-        if q.sector:
-            query = query.where(Organisation.sector == q.sector)
-        if q.type:
-            query = query.where(Organisation.org_type == q.type)
-        orgs = s.scalars(query.order_by(Organisation.name, Organisation.id)).all()
-        items = [o for o in orgs if q.newcomer is None or svc.rule.is_newcomer(counts.get(o.id, 0)) == q.newcomer]
-        total = len(items)
-        page = items[(q.page - 1) * PAGE_SIZE: q.page * PAGE_SIZE]
-        return [{"id": o.id, "name": o.display_name, "country": o.country, "city": o.city, "sector": o.sector,
-                 "org_type": o.org_type, "newcomer": svc.rule.is_newcomer(counts.get(o.id, 0)),
-                 "projects": counts.get(o.id, 0)} for o in page], total
+def organisation_query(q: OrganisationsQuery) -> OrganisationQuery:
+    return OrganisationQuery(OrganisationFilter(
+        name=q.q, countries=(q.country,) if q.country else (), sectors=(q.sector,) if q.sector else (),
+        org_types=(q.type,) if q.type else (), newcomer=q.newcomer), theme=q.theme, page=q.page,
+        page_size=PAGE_SIZE)
 
 
 @bp.get("/organisations")
-@spec.validate(query=OrganisationsQuery, resp=SpecResponse(HTTP_200=OrganisationsOut, HTTP_400=ErrorOut),
-               tags=["organisations"])
+@spec.validate(query=OrganisationsQuery, resp=SpecResponse(HTTP_200=OrganisationsOut, HTTP_400=ErrorOut,
+                                                           HTTP_503=ErrorOut), tags=["organisations"])
 def organisations() -> Response:
-    """Organisations by name, country, sector, type and newcomer status, 20 a page."""
+    """Organisations by name, country, sector, type and newcomer status, 20 a page; ranked by ``theme`` if given."""
     q = OrganisationsQuery.model_validate(request.args.to_dict())
-    items, total = search_organisations(q)
-    return jsonify({"items": items, "page": q.page, "pages": max(1, -(-total // PAGE_SIZE)), "total": total})
-
-
-def organisation_detail(org_id: int) -> dict[str, Any] | None:
-    svc = services()
-    with svc.db.session() as s:
-        org = s.get(Organisation, org_id)
-        if org is None:
-            return None
-        exp = experience_of(s, org_id)
-        rows = s.execute(select(Project.identifier, Project.title, Project.call_year, Project.start_date,
-                                Participation.role)
-                         .join(Participation, Participation.project_id == Project.id)
-                         .where(Participation.organisation_id == org_id)).all()
-        projects = sorted(({"identifier": i, "title": t, "year": sd.year if sd else y, "role": r}
-                           for i, t, y, sd, r in rows), key=lambda p: -(p["year"] or 0))
-        a, b = Participation.__table__.alias("a"), Participation.__table__.alias("b")
-        partner_rows = s.execute(
-            select(b.c.organisation_id, func.count()).join(a, a.c.project_id == b.c.project_id)
-            .where(a.c.organisation_id == org_id, b.c.organisation_id != org_id)
-            .group_by(b.c.organisation_id).order_by(func.count().desc(), b.c.organisation_id).limit(20)).all()
-        partners_by_id = {o.id: o for o in s.scalars(select(Organisation).where(
-            Organisation.id.in_([p for p, _ in partner_rows])))}
-        partners = [{"id": p, "name": partners_by_id[p].display_name, "country": partners_by_id[p].country,
-                     "shared_projects": int(n)} for p, n in partner_rows]
-        similar: list[dict[str, Any]] = []
-        try:
-            _, space = svc.matcher()
-            vector = space.vector(org_id)
-            if vector is not None:
-                hits = [h for h in space.search(vector, 7) if h.id != org_id][:6]
-                found = {o.id: o for o in s.scalars(select(Organisation).where(
-                    Organisation.id.in_([h.id for h in hits])))}
-                similar = [{"id": h.id, "name": found[h.id].display_name, "country": found[h.id].country,
-                            "sector": found[h.id].sector, "score": round(h.score, 4)} for h in hits if h.id in found]
-        except IndexUnavailable:
-            similar = []
-        return {
-            "id": org.id, "name": org.display_name, "short_name": org.short_name, "other_names": org.other_names,
-            "pic": org.pic, "oid": org.oid, "country": org.country, "city": org.city, "region": org.region,
-            "website": org.website, "org_type": org.org_type, "sector": org.sector, "description": org.description,
-            "sources": org.sources, "newcomer": svc.rule.is_newcomer(exp.projects),
-            "experience": exp.__dict__, "projects": projects[:50], "known_partners": partners, "similar": similar,
-        }
+    found: OrganisationPage = partner_match().search(organisation_query(q))
+    return jsonify({"items": [listed_json(o, OrganisationSummary) for o in found.items], "page": found.page,
+                    "pages": found.pages, "total": found.total})
 
 
 @bp.get("/organisations/<int:org_id>")
 @spec.validate(resp=SpecResponse(HTTP_200=OrganisationDetail, HTTP_404=ErrorOut), tags=["organisations"])
 def organisation(org_id: int) -> Response:
     """One organisation: profile, experience, past projects, known partners, similar organisations."""
-    detail = organisation_detail(org_id)
+    detail = partner_match().organisation(org_id)
     if detail is None:
         return error_response(404, "organisation not found", [{"field": "id", "message": f"no organisation {org_id}"}])
     return jsonify(detail)
@@ -500,7 +414,7 @@ def register() -> Response:
     """Register an organisation; it is embedded at once and found by the next search."""
     body = RegisterIn.model_validate(request.get_json())
     try:
-        org_id = services().register(body.model_dump())
+        org_id = partner_match().register(body.model_dump())
     except ValueError as exc:
         field, _, message = str(exc).partition(": ")
         return error_response(400, "invalid organisation", [{"field": field, "message": message or str(exc)}])
@@ -509,27 +423,16 @@ def register() -> Response:
     return response
 
 
-def newcomer_list(q: NewcomersQuery) -> list[dict[str, Any]]:
-    """Newcomers ranked by similarity of their profile to the theme (by name without a theme)."""
-    svc = services()
-    matcher, space = svc.matcher()
-    with svc.db.session() as s:
-        counts = participation_counts(s)
-        query = select(Organisation)
-        if q.country:
-            query = query.where(Organisation.country == q.country)
-        if q.sector:
-            query = query.where(Organisation.sector == q.sector)
-        orgs = [o for o in s.scalars(query) if svc.rule.is_newcomer(counts.get(o.id, 0))]
-        if q.theme.strip():
-            hits = space.search(svc.encoder.encode_queries([q.theme])[0], q.limit, {o.id for o in orgs})
-            by_id = {o.id: o for o in orgs}
-            ranked = [(by_id[h.id], h.score) for h in hits]
-        else:
-            ranked = [(o, 0.0) for o in sorted(orgs, key=lambda o: (o.display_name, o.id))[: q.limit]]
-        return [{"id": o.id, "name": o.display_name, "country": o.country, "city": o.city, "sector": o.sector,
-                 "org_type": o.org_type, "website": o.website, "score": round(float(score), 4),
-                 "description": o.description} for o, score in ranked]
+def newcomer_query(q: NewcomersQuery) -> OrganisationQuery:
+    """Newcomers passing the filters, by relevance to the theme (by name without one)."""
+    return OrganisationQuery(OrganisationFilter(countries=(q.country,) if q.country else (),
+                                                sectors=(q.sector,) if q.sector else (), newcomer=True),
+                             theme=q.theme, page=1, page_size=q.limit)
+
+
+def newcomer_items(q: NewcomersQuery) -> list[dict[str, Any]]:
+    items = partner_match().search(newcomer_query(q)).items
+    return [{**listed_json(o, NewcomerOut), "score": o.score or 0.0} for o in items]
 
 
 def newcomers_csv(items: list[dict[str, Any]]) -> Response:
@@ -553,10 +456,7 @@ def newcomers() -> Response:
         q = NewcomersQuery.model_validate(request.args.to_dict())
     except ValidationError as exc:
         return validation_error(exc)
-    try:
-        items = newcomer_list(q)
-    except IndexUnavailable as exc:
-        return unavailable(exc)
+    items = newcomer_items(q)
     if q.format == "csv":
         return newcomers_csv(items)
     return jsonify({"items": items, "theme": q.theme})
@@ -573,11 +473,11 @@ def livez() -> Response:
 @spec.validate(resp=SpecResponse(HTTP_200=Health, HTTP_503=Health), tags=["health"])
 def readyz() -> Response:
     """Database reachable, index loaded and consistent with the database and the configured model."""
-    reasons = services().readiness()
+    reasons = partner_match().readiness()
     if reasons:
         response = jsonify({"status": "unavailable", "reasons": reasons})
         response.status_code = 503
-        response.headers["Retry-After"] = RETRY_AFTER
+        response.headers["Retry-After"] = "30"
         return response
     return jsonify({"status": "ok", "reasons": []})
 
@@ -596,33 +496,3 @@ def init_app(app: Flask) -> None:
         document["paths"] = {p: v for p, v in document["paths"].items()
                              if p.startswith("/api/") or p in ("/livez", "/readyz")}
         return jsonify(document)
-
-    @app.errorhandler(413)
-    def too_large(_: Exception) -> Response:
-        return error_response(413, "request too large", [{"field": "body", "message": "the body exceeds the limit"}])
-
-    @app.errorhandler(429)
-    def too_many(exc: Exception) -> Response:
-        return error_response(429, "too many requests", [{"field": "rate", "message": str(exc)}])
-
-    @app.errorhandler(404)
-    def not_found(exc: Exception) -> Response | tuple[str, int]:
-        if request.path.startswith("/api/"):
-            return error_response(404, "not found", [{"field": "path", "message": request.path}])
-        from flask import render_template
-
-        return render_template("error.html", title="Not found", message="This page does not exist."), 404
-
-    @app.errorhandler(405)
-    def not_allowed(exc: Exception) -> Response:
-        return error_response(405, "method not allowed", [{"field": "method", "message": request.method}])
-
-    @app.errorhandler(400)
-    def bad_request(exc: Exception) -> Response | tuple[str, int]:
-        message = str(getattr(exc, "description", exc))
-        if request.path.startswith("/api/"):
-            return error_response(400, "bad request", [{"field": "body", "message": message}])
-        from flask import render_template
-
-        return render_template("error.html", title="Bad request", message=message), 400
-

@@ -4,30 +4,51 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
-from matcher import importers
-from matcher.db import Database
-from matcher.newcomer import NewcomerRule
-from matcher.registry import stats as registry_stats
+from matcher import importers, vocab
+from matcher.app import IndexUnavailable, OrganisationFilter, OrganisationQuery, PartnerMatch
 from service.config import Settings
+from service.state import build
 
 
 class Context:
+    """The front door for the CLI's settings, opened on first use; the schema must be current."""
+
     def __init__(self) -> None:
         self.settings = Settings.from_env()
-        self._db: Database | None = None
+        self._pm: PartnerMatch | None = None
+
+    def open(self, check_schema: bool = True) -> PartnerMatch:
+        if self._pm is None:
+            try:
+                self._pm = build(self.settings)
+                problem = self._pm.db.schema_problem() if check_schema else None
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+            except Exception as exc:  # unreachable server, bad URL: say which, without the password
+                raise click.ClickException(f"cannot open database {redacted(self.settings.database_url)}: "
+                                           f"{exc.__class__.__name__}") from exc
+            if problem:
+                self._pm = None
+                raise click.ClickException(problem)
+        return self._pm
 
     @property
-    def db(self) -> Database:
-        if self._db is None:
-            try:
-                self._db = Database(self.settings.database_url)
-            except Exception as exc:  # unreachable server, bad URL: say which
-                raise click.ClickException(f"cannot open database {self.settings.database_url}: {exc}") from exc
-        return self._db
+    def pm(self) -> PartnerMatch:
+        return self.open()
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: show nothing of it
+        return "(unparseable URL)"
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
@@ -38,23 +59,53 @@ def main() -> None:
     """partner-match: find complementary partners for Erasmus+ cooperation partnerships."""
 
 
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create the schema, or migrate it to this version (Alembic); nothing else changes it."""
+    pm = ctx.open(check_schema=False)
+    pm.db.upgrade()
+    click.echo(f"database {redacted(pm.db.url)} is at the current schema")
+
+
+@db.command("status")
+@pass_ctx
+def db_status(ctx: Context) -> None:
+    """Whether the schema is current; exits 1 when it is behind."""
+    problem = ctx.open(check_schema=False).db.schema_problem()
+    if problem:
+        raise click.ClickException(problem)
+    click.echo("the database schema is current")
+
+
 @main.command("import")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(importers.FORMATS), help="Detected when omitted.")
+@click.option("--demo", is_flag=True, help="Import the fictitious demo data shipped with partner-match.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @pass_ctx
-def import_cmd(ctx: Context, paths: tuple[Path, ...], fmt: str | None, as_json: bool, quiet: bool) -> None:
+def import_cmd(ctx: Context, paths: tuple[Path, ...], fmt: str | None, demo: bool, as_json: bool,
+               quiet: bool) -> None:
     """Import Erasmus+ exports, CORDIS data, ECHE holder lists or registry CSVs.
 
     Each path is imported in its own transaction: a file that cannot be read changes nothing.
     """
+    import seed_data
+
+    paths = (*paths, *(seed_data.demo_files() if demo else []))
+    if not paths:
+        raise click.UsageError("give at least one PATH, or --demo")
     summaries = []
     failed = False
     for path in paths:
         try:
-            with ctx.db.session() as session:
-                summary = importers.import_path(session, path, fmt, progress=not quiet)
+            summary = ctx.pm.import_path(path, fmt, progress=not quiet)
         except importers.ImportFailed as exc:
             click.echo(f"error: {exc} (nothing was imported from {path})", err=True)
             failed = True
@@ -73,8 +124,7 @@ def import_cmd(ctx: Context, paths: tuple[Path, ...], fmt: str | None, as_json: 
 @pass_ctx
 def stats(ctx: Context, as_json: bool) -> None:
     """Counts of organisations, projects, participations and newcomers."""
-    with ctx.db.session() as session:
-        data = registry_stats(session, NewcomerRule(ctx.settings.newcomer_max_projects))
+    data = ctx.pm.stats()
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -89,21 +139,6 @@ def stats(ctx: Context, as_json: bool) -> None:
             click.echo(f"  {name:<20} {n}")
 
 
-def _encoder(ctx: Context):  # type: ignore[no-untyped-def]
-    from embeddings.encoders import load_encoder
-
-    try:
-        return load_encoder(ctx.settings.encoder)
-    except ValueError as exc:
-        raise click.ClickException(f"PARTNER_MATCH_ENCODER: {exc}") from exc
-
-
-def _store(ctx: Context):  # type: ignore[no-untyped-def]
-    from embeddings.index import IndexStore
-
-    return IndexStore(ctx.settings.index_dir)
-
-
 @main.group()
 def index() -> None:
     """Build, inspect and roll back the vector index."""
@@ -115,9 +150,7 @@ def index() -> None:
 @pass_ctx
 def index_build(ctx: Context, as_json: bool, quiet: bool) -> None:
     """Embed organisations whose profile changed and switch to a new index version."""
-    from matcher.indexing import build_index
-
-    summary = build_index(ctx.db, _encoder(ctx), _store(ctx), progress=not quiet)
+    summary = ctx.pm.build_index(progress=not quiet)
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
         return
@@ -131,9 +164,7 @@ def index_build(ctx: Context, as_json: bool, quiet: bool) -> None:
 @pass_ctx
 def index_status_cmd(ctx: Context, as_json: bool) -> None:
     """Versions on disk, the one serving, and whether it is stale against the database."""
-    from matcher.indexing import index_status
-
-    status = index_status(ctx.db, _encoder(ctx), _store(ctx))
+    status = ctx.pm.index_status()
     if as_json:
         click.echo(json.dumps(status, indent=2))
         return
@@ -153,16 +184,10 @@ def index_status_cmd(ctx: Context, as_json: bool) -> None:
 @pass_ctx
 def index_rollback(ctx: Context) -> None:
     """Serve the version before the current one again."""
-    from embeddings.index import IndexRefused
-
-    store = _store(ctx)
-    previous = store.previous()
-    if previous is None:
-        raise click.ClickException("no earlier index version to roll back to")
     try:
-        store.switch(previous, _encoder(ctx).model_id)
-    except IndexRefused as exc:
-        raise click.ClickException(f"cannot roll back: {exc}") from exc
+        previous = ctx.pm.rollback_index()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"serving version {previous}")
 
 
@@ -181,13 +206,10 @@ def ranker() -> None:
 @pass_ctx
 def ranker_fit(ctx: Context, years: int, max_consortia: int, as_json: bool, quiet: bool) -> None:
     """Fit LambdaMART on past consortia; the service uses it only if it beats the default on the latest ones."""
-    from matcher.evaluation import fit_ranker
-
     try:
-        fitted = fit_ranker(ctx.db, years, max_consortia, progress=not quiet)
+        fitted = ctx.pm.fit_ranker(years, max_consortia, progress=not quiet)
     except ValueError as exc:  # too little history: whatever was saved before stays in use
         raise click.ClickException(f"no ranker fitted: {exc}") from exc
-    fitted.save(ctx.settings.ranker_path)
     summary = {"kind": fitted.kind, "consortia": fitted.consortia, "validation_recall@10": fitted.validation,
                "directory": str(ctx.settings.ranker_path)}
     if as_json:
@@ -204,24 +226,20 @@ def ranker_fit(ctx: Context, years: int, max_consortia: int, as_json: bool, quie
 @pass_ctx
 def ranker_remove(ctx: Context) -> None:
     """Serve the default scorer again."""
-    directory = ctx.settings.ranker_path
-    removed = [p for p in (directory / "ranker.json", directory / "model.txt") if p.exists()]
-    for p in removed:
-        p.unlink()
-    click.echo("removed the fitted ranker; the service uses the default scorer" if removed
+    click.echo("removed the fitted ranker; the service uses the default scorer" if ctx.pm.remove_ranker()
                else "no fitted ranker to remove")
 
 
-def _codes(values: tuple[str, ...], check) -> list[str]:  # type: ignore[no-untyped-def]
-    from matcher import vocab
-
+def _codes(values: tuple[str, ...], check: Callable[[str], str | None]) -> tuple[str, ...]:
     out = []
     for value in values:
         try:
-            out.append(check(value))
+            code = check(value)
         except vocab.UnknownCode as exc:
             raise click.BadParameter(str(exc)) from exc
-    return out
+        if code:
+            out.append(code)
+    return tuple(out)
 
 
 @main.command()
@@ -235,30 +253,16 @@ def _codes(values: tuple[str, ...], check) -> list[str]:  # type: ignore[no-unty
 @pass_ctx
 def search(ctx: Context, text: str, country: tuple[str, ...], sector: tuple[str, ...], org_type: tuple[str, ...],
            newcomer: bool | None, k: int, as_json: bool) -> None:
-    """Nearest organisations to TEXT by profile similarity."""
-    from embeddings.index import IndexRefused
-    from matcher import vocab
-    from matcher.db import Organisation
-    from matcher.registry import filtered_ids
-
-    countries = _codes(country, lambda c: vocab.normalise_country(c) or "")
-    sectors = _codes(sector, vocab.check_sector)
-    encoder = _encoder(ctx)
-    store = _store(ctx)
-    name = store.current_name()
-    if name is None:
-        raise click.ClickException("no index yet: run `partner-match index build` first")
+    """Nearest organisations to TEXT by profile similarity (the same search as the API and the pages)."""
+    query = OrganisationQuery(OrganisationFilter(countries=_codes(country, vocab.normalise_country),
+                                                 sectors=_codes(sector, vocab.check_sector), org_types=org_type,
+                                                 newcomer=newcomer), theme=text, page_size=k)
     try:
-        loaded = store.load(name, encoder.model_id, ctx.settings.exact_search_max)
-    except IndexRefused as exc:
-        raise click.ClickException(str(exc)) from exc
-    with ctx.db.session() as session:
-        allowed = filtered_ids(session, countries, sectors, list(org_type), newcomer,
-                               NewcomerRule(ctx.settings.newcomer_max_projects))
-        hits = loaded.search(encoder.encode_queries([text])[0], k, allowed)
-        orgs = {o.id: o for o in session.query(Organisation).filter(Organisation.id.in_([h.id for h in hits]))}
-        results = [{"id": h.id, "name": orgs[h.id].display_name, "country": orgs[h.id].country,
-                    "sector": orgs[h.id].sector, "score": round(h.score, 4)} for h in hits if h.id in orgs]
+        found = ctx.pm.search(query)
+    except IndexUnavailable as exc:
+        raise click.ClickException("; ".join(exc.reasons)) from exc
+    results = [{"id": o.id, "name": o.name, "country": o.country, "sector": o.sector, "score": o.score}
+               for o in found.items]
     if as_json:
         click.echo(json.dumps(results, indent=2, ensure_ascii=False))
         return
@@ -282,7 +286,8 @@ def evaluate(ctx: Context, data: tuple[Path, ...], protocol: str, test_from_year
 
     if protocol == "time" and test_from_year is None:
         raise click.BadParameter("required with --protocol time", param_hint="--test-from-year")
-    report = run_evaluation(list(data), protocol, test_from_year, _encoder(ctx), progress=not quiet, limit=limit)
+    encoder = ctx.open(check_schema=False).encoder  # the evaluation has a database of its own
+    report = run_evaluation(list(data), protocol, test_from_year, encoder, progress=not quiet, limit=limit)
     click.echo(format_table(report))
     if json_out:
         json_out.write_text(json.dumps(report, indent=2))
@@ -297,5 +302,8 @@ def serve(host: str, port: int) -> None:
     from service import create_app
 
     app = create_app()
+    problem = app.extensions["partner_match"].db.schema_problem()
+    if problem:
+        raise click.ClickException(problem)
     click.echo(f"partner-match on http://{host}:{port}/  (Ctrl+C stops)")
     app.run(host=host, port=port, debug=False, threaded=True)

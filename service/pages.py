@@ -7,8 +7,6 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
-from rapidfuzz import fuzz, process
-from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
 from wtforms import (
     Form,
@@ -24,11 +22,10 @@ from wtforms import (
 from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberRange, Optional
 
 from matcher import vocab
-from matcher.db import Organisation
-from matcher.eligibility import Member, check
+from matcher.app import DraftPanel
 from matcher.recommend import MatchRequest
-from service.api import NewcomersQuery, newcomer_list, newcomers_csv, organisation_detail
-from service.state import IndexUnavailable, services
+from service.api import NewcomersQuery, newcomer_items, newcomers_csv
+from service.state import partner_match
 
 bp = Blueprint("pages", __name__)
 ACTIONS = [(code, rule.label) for code, rule in vocab.actions().items()]
@@ -57,7 +54,7 @@ class SearchForm(FlaskForm):
     action = SelectField("Action", choices=ACTIONS, default="cooperation")
     sectors = MultiCheckboxField("Sectors you want in the consortium", choices=sector_choices())
     countries = SelectMultipleField("Only these countries (optional)", choices=country_choices())
-    newcomer_share = IntegerField("Share of newcomers in the results (%)", default=30,
+    newcomer_share = IntegerField("Share of newcomers in the results (%)", default=round(100 * MatchRequest.newcomer_share),
                                   validators=[InputRequired(), NumberRange(0, 100)])
 
 
@@ -71,8 +68,7 @@ class RegisterForm(FlaskForm):
     sector = SelectField("Sector", choices=sector_choices(), validators=[DataRequired()])
     organisation_type = StringField("Type of organisation", validators=[Optional(), Length(max=300)],
                                     description="e.g. Vocational school, Youth organisation, SME")
-    country = SelectField("Country", choices=vocab.country_choices(frozenset(
-        [c for c in vocab.programme_countries()] + ["CH", "GB", "UA", "XK", "GE", "MD", "AL", "BA", "ME"])))
+    country = SelectField("Country", choices=vocab.country_choices(vocab.registrable_countries()))
     city = StringField("City", validators=[Optional(), Length(max=200)])
     website = URLField("Website", validators=[Optional(), URL(), Length(max=300)])
     description = TextAreaField("What your organisation does", validators=[DataRequired(), Length(min=20, max=5000)],
@@ -85,31 +81,9 @@ class NewcomerFilter(Form):
     sector = SelectField("Sector", choices=[("", "Any sector")] + sector_choices(), validators=[Optional()])
 
 
-def find_by_name(name: str) -> tuple[int | None, str | None]:
-    """(id, None) for a known organisation name, else (None, message with a suggestion)."""
-    name = " ".join(name.split())
-    with services().db.session() as s:
-        rows = s.execute(select(Organisation.id, Organisation.name).where(Organisation.name.is_not(None))).all()
-    exact = [i for i, n in rows if n.casefold() == name.casefold()]
-    if exact:
-        return exact[0], None
-    best = process.extractOne(name, {i: n for i, n in rows}, scorer=fuzz.WRatio, score_cutoff=60)
-    if best and best[1] >= 90:
-        return int(best[2]), None
-    hint = f' Did you mean "{best[0]}"?' if best else ""
-    return None, f'No organisation called "{name}" is registered.{hint}'
-
-
 def members_of(search: dict[str, Any]) -> list[int]:
     return list(dict.fromkeys(([search["applicant"]] if search.get("applicant") else []) + search.get("partners", [])
                               + session.get("draft", [])))
-
-
-def unavailable_page(exc: IndexUnavailable) -> tuple[str, int, dict[str, str]]:
-    return (render_template("error.html", title="Search is not available right now",
-                            message="The search index is being prepared or could not be loaded. "
-                                    "Please try again in a minute.", reasons=exc.reasons), 503,
-            {"Retry-After": "30"})
 
 
 @bp.get("/")
@@ -122,20 +96,22 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
     form = SearchForm()
     if not form.validate_on_submit():
         return render_template("search.html", form=form), 400
+    pm = partner_match()
     errors = []
     applicant = None
     if form.applicant.data and form.applicant.data.strip():
-        applicant, problem = find_by_name(form.applicant.data)
-        if problem:
-            errors.append(("applicant", problem))
+        found = pm.find_by_name(form.applicant.data)
+        applicant = found.id
+        if found.problem:
+            errors.append(("applicant", found.problem))
     partners = []
     for line in (form.partners.data or "").splitlines():
         if line.strip():
-            org_id, problem = find_by_name(line)
-            if problem:
-                errors.append(("partners", problem))
-            elif org_id is not None:
-                partners.append(org_id)
+            found = pm.find_by_name(line)
+            if found.problem:
+                errors.append(("partners", found.problem))
+            elif found.id is not None:
+                partners.append(found.id)
     if errors:
         for field, message in errors:
             getattr(form, field).errors = [*getattr(form, field).errors, message]
@@ -156,11 +132,12 @@ def current_request(extra: dict[str, Any] | None = None) -> MatchRequest | None:
     return MatchRequest(idea=params["idea"], action=params["action"], applicant=params.get("applicant"),
                         partners=[*params.get("partners", []), *session.get("draft", [])],
                         sectors=params.get("sectors", []), countries=params.get("countries", []),
-                        newcomer_share=params.get("newcomer_share", 0.3), k=params.get("k", 10))
+                        newcomer_share=params.get("newcomer_share", MatchRequest.newcomer_share),
+                        k=params.get("k", 10))
 
 
 @bp.get("/results")
-def results() -> str | WerkzeugResponse | tuple[str, int, dict[str, str]]:
+def results() -> str | WerkzeugResponse:
     country = request.args.get("country", "")
     show = request.args.get("show", "all")
     extra: dict[str, Any] = {"k": 20}
@@ -174,10 +151,7 @@ def results() -> str | WerkzeugResponse | tuple[str, int, dict[str, str]]:
         flash("Describe your project idea first.")
         return redirect(url_for("pages.index"))
     try:
-        matcher, _ = services().matcher()
-        result = matcher.recommend(req)
-    except IndexUnavailable as exc:
-        return unavailable_page(exc)
+        result = partner_match().recommend(req).result
     except LookupError:
         session.pop("search", None)
         return redirect(url_for("pages.index"))
@@ -192,13 +166,9 @@ def results() -> str | WerkzeugResponse | tuple[str, int, dict[str, str]]:
 
 def draft_panel() -> dict[str, Any]:
     search = session.get("search") or {}
-    ids = members_of(search)
-    with services().db.session() as s:
-        orgs = {o.id: o for o in s.scalars(select(Organisation).where(Organisation.id.in_(ids)))}
-    members = [orgs[i] for i in ids if i in orgs]
-    elig = check([Member(o.id, o.country, o.sector) for o in members], search.get("action", "cooperation"))
-    draft = set(session.get("draft", []))
-    return {"members": members, "eligibility": elig, "draft": draft, "applicant": search.get("applicant")}
+    found: DraftPanel = partner_match().draft(members_of(search), search.get("action", "cooperation"))
+    return {"members": found.members, "eligibility": found.eligibility, "draft": set(session.get("draft", [])),
+            "applicant": search.get("applicant")}
 
 
 @bp.post("/draft")
@@ -209,9 +179,8 @@ def draft() -> WerkzeugResponse:
     org_id = int(form.org_id.data)
     current = list(session.get("draft", []))
     if form.op.data == "add" and org_id not in current and len(current) < 30:
-        with services().db.session() as s:
-            if s.get(Organisation, org_id) is None:
-                abort(400, f"no organisation {org_id}")
+        if not partner_match().exists(org_id):
+            abort(400, f"no organisation {org_id}")
         current.append(org_id)
     elif form.op.data == "remove" and org_id in current:
         current.remove(org_id)
@@ -220,22 +189,18 @@ def draft() -> WerkzeugResponse:
 
 
 @bp.get("/consortia")
-def consortia() -> str | WerkzeugResponse | tuple[str, int, dict[str, str]]:
+def consortia() -> str | WerkzeugResponse:
     req = current_request()
     if req is None:
         flash("Describe your project idea first.")
         return redirect(url_for("pages.index"))
-    try:
-        matcher, _ = services().matcher()
-        proposals = matcher.propose_consortia(req, n=3)
-    except IndexUnavailable as exc:
-        return unavailable_page(exc)
+    proposals = partner_match().propose(req, n=3).consortia
     return render_template("consortia.html", proposals=proposals, panel=draft_panel(), draft_form=DraftForm())
 
 
 @bp.get("/organisations/<int:org_id>")
 def organisation(org_id: int) -> str:
-    detail = organisation_detail(org_id)
+    detail = partner_match().organisation(org_id)
     if detail is None:
         abort(404)
     return render_template("organisation.html", org=detail, draft_form=DraftForm(),
@@ -254,23 +219,15 @@ def _newcomer_query() -> NewcomersQuery:
 
 
 @bp.get("/newcomers")
-def newcomers() -> str | tuple[str, int, dict[str, str]]:
-    query = _newcomer_query()
-    try:
-        items = newcomer_list(query)
-    except IndexUnavailable as exc:
-        return unavailable_page(exc)
+def newcomers() -> str:
+    items = newcomer_items(_newcomer_query())
     return render_template("newcomers.html", items=items, form=NewcomerFilter(request.args),
                            csv_url=url_for("pages.newcomers_download", **request.args))
 
 
 @bp.get("/newcomers.csv")
-def newcomers_download() -> Response | tuple[str, int, dict[str, str]]:
-    query = _newcomer_query()
-    try:
-        return newcomers_csv(newcomer_list(query))
-    except IndexUnavailable as exc:
-        return unavailable_page(exc)
+def newcomers_download() -> Response:
+    return newcomers_csv(newcomer_items(_newcomer_query()))
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -280,7 +237,7 @@ def register() -> str | WerkzeugResponse | tuple[str, int]:
         if not form.validate_on_submit():
             return render_template("register.html", form=form), 400
         try:
-            org_id = services().register({
+            org_id = partner_match().register({
                 "name": form.name.data, "sector": form.sector.data, "organisation_type": form.organisation_type.data,
                 "country": form.country.data, "city": form.city.data, "website": form.website.data,
                 "description": form.description.data})

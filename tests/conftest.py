@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import MetaData
 
 from matcher.db import Database, make_engine
@@ -53,14 +55,14 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
+    database = Database(db_url).upgrade()
     yield database
     database.dispose()
 
 
 @pytest.fixture
 def sqlite_db(sqlite_url: str) -> Iterator[Database]:
-    database = Database(sqlite_url)
+    database = Database(sqlite_url).upgrade()
     yield database
     database.dispose()
 
@@ -75,6 +77,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    Database(env["PARTNER_MATCH_DATABASE_URL"]).upgrade().dispose()  # as `partner-match db upgrade` would
     return env
 
 
@@ -89,6 +92,7 @@ DEMO = ROOT / "seed_data" / "demo"
 @pytest.fixture
 def demo_env(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The demo data imported and indexed (hashing encoder, fast) behind the CLI settings."""
+    import seed_data
     from embeddings.encoders import HashingEncoder
     from embeddings.index import IndexStore
     from matcher import importers
@@ -96,21 +100,28 @@ def demo_env(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[s
 
     monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
     db = Database(cli_env["PARTNER_MATCH_DATABASE_URL"])
-    for name in ("projects.csv", "organisations.csv"):
+    for path in seed_data.demo_files():
         with db.session() as s:
-            importers.import_path(s, DEMO / name, progress=False)
+            importers.import_path(s, path, progress=False)
     build_index(db, HashingEncoder(), IndexStore(Path(cli_env["PARTNER_MATCH_INDEX_DIR"])), progress=False)
     db.dispose()
     return cli_env
 
 
-@pytest.fixture
-def app(demo_env: dict[str, str]):  # type: ignore[no-untyped-def]
+def make_app(env: dict[str, str], **config: object) -> Flask:
+    """The service over the settings ``env`` names, with the hashing encoder: configuration passed, not patched."""
+    from embeddings.encoders import HashingEncoder
     from service import create_app
+    from service.config import Settings
 
-    return create_app({"TESTING": True, "SECRET_KEY": "test", "RATELIMIT_ENABLED": False})
+    return create_app(Settings.from_env(env), HashingEncoder(), {"TESTING": True, "SECRET_KEY": "test", **config})
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def app(demo_env: dict[str, str]) -> Flask:
+    return make_app(demo_env, RATELIMIT_ENABLED=False)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
     return app.test_client()

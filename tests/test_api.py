@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import make_app
+
 
 def first_pair(client):  # type: ignore[no-untyped-def]
     """Two organisations that worked together in the demo data (ids)."""
@@ -125,9 +127,7 @@ def test_health_and_missing_index(client, app, demo_env) -> None:  # type: ignor
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").get_json() == {"status": "ok", "reasons": []}
     shutil.rmtree(Path(demo_env["PARTNER_MATCH_INDEX_DIR"]))
-    from service import create_app
-
-    fresh = create_app({"TESTING": True, "SECRET_KEY": "t", "RATELIMIT_ENABLED": False}).test_client()
+    fresh = make_app(demo_env, RATELIMIT_ENABLED=False).test_client()
     r = fresh.post("/api/v1/recommendations", json={"idea": "anything"})
     assert r.status_code == 503 and r.headers["Retry-After"]
     assert "no index has been built" in r.get_json()["detail"][0]["message"]
@@ -137,9 +137,7 @@ def test_health_and_missing_index(client, app, demo_env) -> None:  # type: ignor
 
 
 def test_security_headers_and_rate_limit(demo_env) -> None:  # type: ignore[no-untyped-def]
-    from service import create_app
-
-    app = create_app({"TESTING": True, "SECRET_KEY": "t", "PARTNER_MATCH_RATE_LIMIT": "3/minute"})
+    app = make_app(demo_env, PARTNER_MATCH_RATE_LIMIT="3/minute")
     client = app.test_client()
     r = client.get("/livez")
     assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]

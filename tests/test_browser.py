@@ -18,14 +18,14 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def live_server(demo_env) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    from service import create_app
+    from tests.conftest import make_app
 
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} not installed (the README's test command installs Debian's chromium)"
         if os.environ.get("PARTNER_MATCH_REQUIRE_SHARED"):
             pytest.fail(message)
         pytest.skip(message)
-    app = create_app({"SECRET_KEY": "browser-test", "PARTNER_MATCH_RATE_LIMIT": "10000/minute"})
+    app = make_app(demo_env, TESTING=False, SECRET_KEY="browser-test", PARTNER_MATCH_RATE_LIMIT="10000/minute")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -61,7 +61,7 @@ def test_ranker_fit_on_real_consortia_is_served(runner, cli_env, monkeypatch) ->
     import numpy as np
 
     from matcher.db import Database
-    from matcher.ranking import FittedRanker
+    from matcher.ranker import RankerStore
     from matcher.recommend import Matcher, MatchRequest
 
     monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
@@ -72,7 +72,7 @@ def test_ranker_fit_on_real_consortia_is_served(runner, cli_env, monkeypatch) ->
     # fitted on 2019-2021 consortia, checked on the latest fifth of them against the default scorer
     assert summary["kind"] == "lambdamart", summary
     assert summary["validation_recall@10"]["lambdamart"] > summary["validation_recall@10"]["default"]
-    ranker = FittedRanker.load(Path(summary["directory"]))
+    ranker = RankerStore(Path(summary["directory"])).load()
     db = Database(cli_env["PARTNER_MATCH_DATABASE_URL"])
     fitted, default = Matcher.from_db(db, None, None, ranker=ranker), Matcher.from_db(db, None, None)
     h = fitted.history

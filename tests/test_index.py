@@ -94,7 +94,7 @@ def load(db: Database, *paths: Path) -> None:
 def cordis_index(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """cordis-2014 indexed once with the real model, shared by the slow tests below."""
     folder = tmp_path_factory.mktemp("cordis-index")
-    db = Database(f"sqlite:///{folder / 'db.sqlite'}")
+    db = Database(f"sqlite:///{folder / 'db.sqlite'}").upgrade()
     load(db, shared_path("cordis-2014"))
     store = IndexStore(folder / "index")
     first = build_index(db, load_encoder(), store, progress=False)

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from matcher.eligibility import Member, check
 from matcher.fairness import FairConfig, fair_rerank, minimum_table, satisfies
-from matcher.ranking import FittedRanker, History, RankerConfig, ScoreConfig, fair_top, features, rank, score, walk
+from matcher.ranker import FittedRanker, RankerConfig
+from matcher.ranking import FeatureConfig, History, ScoreConfig, fair_top, features, rank, score, walk
 from matcher.vocab import UnknownCode
 
 
@@ -105,7 +106,7 @@ def test_network_features_match_their_definitions(seed: int) -> None:
     h = _history(rng)
     known = rng.choice(len(h.org_ids), size=3, replace=False).tolist()
     mask = rng.random(h.incidence.shape[1]) < 0.8
-    f = features(h, known, mask, ScoreConfig(), ref_year=2020)
+    f = features(h, known, mask, FeatureConfig(), ref_year=2020)
     dense = h.incidence.toarray() * mask[None, :]
     together = dense[known].sum(axis=0)  # known members in each past project
     assert np.allclose(f.overlap, (dense * together[None, :]).max(axis=1))
@@ -137,7 +138,7 @@ def test_fitted_ranker_learns_a_planted_signal_and_keeps_the_default_when_it_can
         for i in range(400):
             known = rng.choice(len(h.org_ids), size=3, replace=False).tolist()
             pool = np.setdiff1d(np.arange(len(h.org_ids)), known)
-            f = features(h, known, mask, config, ref_year=2020)
+            f = features(h, known, mask, FeatureConfig(), ref_year=2020)
             ranker.add(f, score(f, config), pool, pick(f, pool), order=i)
         return ranker
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from matcher import importers, vocab
 from matcher.db import Database, Organisation, Participation
-from matcher.newcomer import Experience, NewcomerRule, experience_of, experience_table
-from matcher.registry import participation_counts
+from matcher.newcomer import Experience, NewcomerRule
+from matcher.registry import experience_of, experience_table, participation_counts
 from service.cli import main
 from service.config import Settings
 

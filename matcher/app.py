@@ -1,0 +1,364 @@
+"""The domain's front door: every use case the API, the pages and the CLI offer, in one object.
+
+Adapters parse input, call one method of ``PartnerMatch`` and render what it returns; they run
+no query and hold no rule. ``PartnerMatch`` owns the caches a serving process needs (the live
+index with newly registered organisations, the matcher built from the registry, the fitted
+ranker) and rebuilds them when the registry, the index version or the ranker changes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz import fuzz, process
+
+from embeddings.encoders import Encoder
+from embeddings.index import IndexRefused, IndexStore, LiveIndex, LoadedIndex
+from matcher import importers, indexing, registry
+from matcher.db import Database
+from matcher.eligibility import Eligibility, Member, check
+from matcher.newcomer import NewcomerRule
+from matcher.ranker import FittedRanker, RankerStore, fit_ranker
+from matcher.recommend import Consortium, Matcher, MatchRequest, MatchResult, UnknownOrganisation
+from matcher.registry import OrganisationFilter
+
+__all__ = ["IndexUnavailable", "OrganisationFilter", "OrganisationQuery", "PartnerMatch", "UnknownOrganisation"]
+
+
+class IndexUnavailable(Exception):
+    """No usable search index: callers answer 503 with the reasons, never an empty list."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+@dataclass(frozen=True)
+class OrganisationQuery:
+    """A list or search of organisations: filters, and a theme that ranks by profile similarity."""
+
+    filter: OrganisationFilter = field(default_factory=OrganisationFilter)
+    theme: str = ""
+    page: int = 1
+    page_size: int = 20
+
+
+@dataclass
+class Listed:
+    """What every listing shows of an organisation; ``score`` only where a theme ranked it."""
+
+    id: int
+    name: str
+    country: str | None
+    city: str | None
+    sector: str
+    org_type: str | None
+    website: str | None
+    description: str | None
+    newcomer: bool
+    projects: int
+    score: float | None = None
+
+
+@dataclass
+class OrganisationPage:
+    items: list[Listed]
+    total: int
+    page: int
+    pages: int
+
+
+@dataclass
+class NameMatch:
+    """A name typed by a user: the organisation it names, or a message saying why none."""
+
+    id: int | None
+    problem: str | None = None
+
+
+@dataclass
+class IndexInfo:
+    version: str
+    model_id: str
+
+
+@dataclass
+class Recommendations:
+    result: MatchResult
+    index: IndexInfo
+
+
+@dataclass
+class Proposals:
+    consortia: list[Consortium]
+    index: IndexInfo
+
+
+@dataclass
+class DraftPanel:
+    members: list[Listed]
+    eligibility: Eligibility
+
+
+class PartnerMatch:
+    """The use cases of partner-match over one registry, one index store and one ranker store."""
+
+    def __init__(self, db: Database, encoder: Encoder | Callable[[], Encoder], index_store: IndexStore,
+                 ranker_store: RankerStore, rule: NewcomerRule | None = None,
+                 exact_search_max: int = 200_000) -> None:
+        self.db = db
+        self._encoder: Encoder | None = encoder if isinstance(encoder, Encoder) else None
+        self._encoder_factory: Callable[[], Encoder] | None = None if isinstance(encoder, Encoder) else encoder
+        self.index_store = index_store
+        self.ranker_store = ranker_store
+        self.rule = rule or NewcomerRule()
+        self.exact_search_max = exact_search_max
+        self.ranker_error: str | None = None
+        self._live: LiveIndex | None = None
+        self._lock = threading.Lock()
+        self._space: tuple[tuple[Any, ...], LoadedIndex] | None = None
+        self._matcher: tuple[tuple[Any, ...], Matcher] | None = None
+        self._fingerprint: tuple[Any, ...] | None = None
+        self._checked = 0.0
+
+    # ------------------------------------------------------------------ wiring the caches
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder, loaded on first use (an import never needs the model)."""
+        if self._encoder is None:
+            if self._encoder_factory is None:
+                raise RuntimeError("PartnerMatch was given neither an encoder nor a way to load one")
+            self._encoder = self._encoder_factory()
+        return self._encoder
+
+    @property
+    def live(self) -> LiveIndex:
+        if self._live is None:
+            self._live = LiveIndex(self.index_store, self.encoder.model_id, self.exact_search_max)
+        return self._live
+
+    def fingerprint(self, force: bool = False) -> tuple[Any, ...]:
+        """Cheap summary of the registry, re-read at most once a second."""
+        now = time.monotonic()
+        if force or self._fingerprint is None or now - self._checked > 1.0:
+            with self.db.session() as s:
+                self._fingerprint = registry.registry_fingerprint(s, self.encoder.model_id)
+            self._checked = now
+        return self._fingerprint
+
+    def space(self) -> LoadedIndex:
+        """The serving index plus organisations embedded since it was built."""
+        loaded = self.live.get()
+        if loaded is None:
+            raise IndexUnavailable([self.live.last_error or "no index loaded"])
+        key = (loaded.version, self.fingerprint())
+        cached = self._space
+        if cached is None or cached[0] != key:
+            cached = (key, indexing.with_unindexed(self.db, self.encoder.model_id, loaded))
+            self._space = cached
+        return cached[1]
+
+    def _ranker(self) -> FittedRanker | None:
+        """The fitted ranker if one is saved; a refused one is reported by readiness, the default serves."""
+        self.ranker_error = None
+        try:
+            return self.ranker_store.load()
+        except (ValueError, OSError, KeyError, TypeError) as exc:
+            self.ranker_error = f"fitted ranker refused, serving the default scorer: {exc}"
+            return None
+
+    def matcher(self) -> Matcher:
+        """The matcher over the current registry, index and ranker; rebuilt only when one changed."""
+        space = self.space()
+        key = (space.version, self.fingerprint(), self.ranker_store.stamp())
+        cached = self._matcher
+        if cached is None or cached[0] != key:
+            with self._lock:
+                cached = self._matcher
+                if cached is None or cached[0] != key:
+                    built = Matcher.from_db(self.db, self.encoder, space, rule=self.rule, ranker=self._ranker())
+                    cached = self._matcher = (key, built)
+        return cached[1]
+
+    def _info(self) -> IndexInfo:
+        space = self.space()
+        return IndexInfo(space.version, space.manifest.model_id)
+
+    # ------------------------------------------------------------------ matching
+    def recommend(self, req: MatchRequest) -> Recommendations:
+        """Ranked partners for a request, with reasons and the consortium's eligibility."""
+        return Recommendations(self.matcher().recommend(req), self._info())
+
+    def propose(self, req: MatchRequest, n: int = 3) -> Proposals:
+        """Alternative complete, eligible consortia."""
+        return Proposals(self.matcher().propose_consortia(req, n=n), self._info())
+
+    def draft(self, ids: Sequence[int], action: str) -> DraftPanel:
+        """A draft consortium's members (in the given order) and its eligibility."""
+        members = self._listed(list(dict.fromkeys(ids)))
+        return DraftPanel(members, check([Member(m.id, m.country, m.sector) for m in members], action))
+
+    # ------------------------------------------------------------------ the registry
+    def resolve(self, ref: int | str, field_name: str) -> int:
+        """An organisation id for an id (int) or a PIC (digit string); LookupError names the field."""
+        with self.db.session() as s:
+            found = registry.find_by_id_or_pic(s, ref)
+        if found is None:
+            kind = "id" if isinstance(ref, int) else "PIC"
+            raise LookupError(f"{field_name}: no organisation with {kind} {ref}")
+        return found
+
+    def exists(self, org_id: int) -> bool:
+        with self.db.session() as s:
+            return registry.find_by_id_or_pic(s, org_id) is not None
+
+    def find_by_name(self, name: str) -> NameMatch:
+        """The organisation a typed name means: exact (case-blind), else a near-certain fuzzy match."""
+        name = " ".join(name.split())
+        with self.db.session() as s:
+            rows = registry.named_organisations(s)
+        exact = [i for i, n in rows if n.casefold() == name.casefold()]
+        if exact:
+            return NameMatch(exact[0])
+        best = process.extractOne(name, dict(rows), scorer=fuzz.WRatio, score_cutoff=60)
+        if best and best[1] >= 90:
+            return NameMatch(int(best[2]))
+        hint = f' Did you mean "{best[0]}"?' if best else ""
+        return NameMatch(None, f'No organisation called "{name}" is registered.{hint}')
+
+    def search(self, q: OrganisationQuery) -> OrganisationPage:
+        """Organisations passing the filters: by similarity to the theme when there is one, else by name.
+
+        The one search behind the API's lists, the newcomer pages and ``partner-match search``;
+        it sees organisations registered since the last index build.
+        """
+        size, offset = q.page_size, (q.page - 1) * q.page_size
+        if q.theme.strip():
+            space = self.space()
+            with self.db.session() as s:
+                allowed = registry.filtered_ids(s, q.filter, self.rule)
+            total = len(space.ids) if allowed is None else len(space.rows_for(allowed))
+            hits = space.search(self.encoder.encode_queries([q.theme])[0], offset + size, allowed)[offset:]
+            items = self._listed([h.id for h in hits], {h.id: round(h.score, 4) for h in hits})
+        else:
+            with self.db.session() as s:
+                total = registry.count_organisations(s, q.filter, self.rule)
+                ids = [o.id for o in registry.list_organisations(s, q.filter, self.rule, offset, size)]
+            items = self._listed(ids)
+        return OrganisationPage(items, total, q.page, max(1, -(-total // size)))
+
+    def _listed(self, ids: list[int], scores: dict[int, float] | None = None) -> list[Listed]:
+        with self.db.session() as s:
+            orgs = registry.organisations_by_id(s, ids)
+            counts = registry.project_counts(s, [i for i in ids if i in orgs])
+        return [Listed(o.id, o.display_name, o.country, o.city, o.sector, o.org_type, o.website, o.description,
+                       self.rule.is_newcomer(counts[o.id]), counts[o.id], (scores or {}).get(o.id))
+                for o in (orgs[i] for i in ids if i in orgs)]
+
+    def organisation(self, org_id: int) -> dict[str, Any] | None:
+        """One organisation: profile, experience, past projects, known partners, similar organisations."""
+        with self.db.session() as s:
+            org = registry.organisations_by_id(s, [org_id]).get(org_id)
+            if org is None:
+                return None
+            exp = registry.experience_of(s, org_id)
+            projects = registry.projects_of(s, org_id)
+            partner_rows = registry.partners_of(s, org_id)
+        partners = {p.id: p for p in self._listed([p for p, _ in partner_rows])}
+        return {
+            "id": org.id, "name": org.display_name, "short_name": org.short_name, "other_names": org.other_names,
+            "pic": org.pic, "oid": org.oid, "country": org.country, "city": org.city, "region": org.region,
+            "website": org.website, "org_type": org.org_type, "sector": org.sector, "description": org.description,
+            "sources": org.sources, "newcomer": self.rule.is_newcomer(exp), "experience": exp.__dict__,
+            "projects": projects, "similar": self._similar(org_id),
+            "known_partners": [{"id": p, "name": partners[p].name, "country": partners[p].country,
+                                "shared_projects": n} for p, n in partner_rows if p in partners],
+        }
+
+    def _similar(self, org_id: int, k: int = 6) -> list[dict[str, Any]]:
+        try:
+            space = self.space()
+        except IndexUnavailable:
+            return []
+        vector = space.vector(org_id)
+        if vector is None:
+            return []
+        hits = [h for h in space.search(vector, k + 1) if h.id != org_id][:k]
+        listed = {o.id: o for o in self._listed([h.id for h in hits])}
+        return [{"id": h.id, "name": listed[h.id].name, "country": listed[h.id].country,
+                 "sector": listed[h.id].sector, "score": round(h.score, 4)} for h in hits if h.id in listed]
+
+    def stats(self) -> dict[str, Any]:
+        with self.db.session() as s:
+            return registry.stats(s, self.rule)
+
+    # ------------------------------------------------------------------ writes
+    def register(self, values: dict[str, Any]) -> int:
+        """Store, profile and embed one organisation so the next search finds it; ValueError names a field."""
+        with self.db.session() as s:
+            org_id = importers.register_organisation(s, values)
+        indexing.embed_organisations(self.db, self.encoder, [org_id])
+        self.fingerprint(force=True)
+        return org_id
+
+    def import_path(self, path: Path, fmt: str | None = None, progress: bool = True) -> importers.ImportSummary:
+        """Import one file or folder in its own unit of work: one that cannot be read changes nothing."""
+        with self.db.session() as s:
+            return importers.import_path(s, path, fmt, progress=progress)
+
+    def build_index(self, progress: bool = True) -> indexing.BuildSummary:
+        return indexing.build_index(self.db, self.encoder, self.index_store, progress=progress)
+
+    def index_status(self) -> dict[str, Any]:
+        return indexing.index_status(self.db, self.encoder, self.index_store)
+
+    def rollback_index(self) -> str:
+        """Serve the version before the current one again; ValueError says why not."""
+        previous = self.index_store.previous()
+        if previous is None:
+            raise ValueError("no earlier index version to roll back to")
+        try:
+            self.index_store.switch(previous, self.encoder.model_id)
+        except IndexRefused as exc:
+            raise ValueError(f"cannot roll back: {exc}") from exc
+        return previous
+
+    def fit_ranker(self, years: int, max_consortia: int, progress: bool = True) -> FittedRanker:
+        """Fit and save a ranker on the registry's consortia; ValueError (nothing saved) when it cannot."""
+        fitted = fit_ranker(self.db, years, max_consortia, progress=progress)
+        self.ranker_store.save(fitted)
+        return fitted
+
+    def remove_ranker(self) -> bool:
+        return self.ranker_store.remove()
+
+    # ------------------------------------------------------------------ health
+    def readiness(self) -> list[str]:
+        """Reasons the service cannot answer well; empty when ready."""
+        try:
+            schema = self.db.schema_problem()
+            with self.db.session() as s:
+                organisations = registry.count_organisations(s) if schema is None else 0
+        except Exception as exc:  # any driver error means the database is unusable
+            return [f"database unreachable: {exc.__class__.__name__}"]
+        if schema:
+            return [schema]
+        try:
+            self.matcher()
+            space = self.space()
+        except IndexUnavailable as exc:
+            return exc.reasons
+        problems: list[str] = []
+        if self.ranker_error:
+            problems.append(self.ranker_error)
+        if space.manifest.model_id != self.encoder.model_id:
+            problems.append(f"index model {space.manifest.model_id} differs from configured {self.encoder.model_id}")
+        if len(space.ids) < organisations:
+            problems.append(f"index covers {len(space.ids)} of {organisations} organisations: "
+                            "run `partner-match index build`")
+        return problems

@@ -1,0 +1,112 @@
+"""Importers for the official data formats: Erasmus+ export, CORDIS, ECHE holders, registry CSV.
+
+One module per format parses a file whole into records (``common``); ``merge`` writes them as
+idempotent upserts. This module picks the format and runs one import in the caller's unit of
+work, so a file that cannot be read changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+from sqlalchemy.orm import Session
+
+from matcher.db import ImportRun, utcnow
+from matcher.importers.common import ImportFailed, ImportSummary, Parsed, Problem, checksum_of, clean
+from matcher.importers.cordis import parse_cordis
+from matcher.importers.eche import parse_eche
+from matcher.importers.erasmus_plus import parse_erasmus_plus
+from matcher.importers.merge import DUPLICATE_THRESHOLD, find_organisation, flag_duplicates, write_parsed
+from matcher.importers.registry_csv import parse_registry, registry_record
+
+__all__ = ["DUPLICATE_THRESHOLD", "FORMATS", "ImportFailed", "ImportSummary", "Problem", "detect_format",
+           "import_path", "register_organisation"]
+
+FORMATS = ("erasmus-plus", "cordis", "eche", "registry")
+PARSERS: dict[str, Callable[[Path, bool], Parsed]] = {
+    "erasmus-plus": parse_erasmus_plus, "cordis": parse_cordis, "eche": parse_eche, "registry": parse_registry,
+}
+
+
+def detect_format(path: Path) -> str:
+    """The format of ``path`` from its layout and header; ImportFailed names why none fits."""
+    if not path.exists():
+        raise ImportFailed(f"{path} does not exist")
+    if path.is_dir():
+        if (path / "project.csv").is_file() and (path / "organization.csv").is_file():
+            return "cordis"
+        raise ImportFailed(f"{path} is a directory without project.csv and organization.csv")
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return "cordis"
+    if suffix == ".xlsx":
+        try:
+            workbook = openpyxl.load_workbook(path, read_only=True)
+            cells = {clean(c) for row in workbook.worksheets[0].iter_rows(max_row=10, values_only=True)
+                     for c in row}
+            workbook.close()
+        except Exception as exc:
+            raise ImportFailed(f"{path.name} cannot be read as XLSX: {exc}") from exc
+        if "Erasmus Code" in cells:
+            return "eche"
+        if "Project Identifier" in cells:
+            return "erasmus-plus"
+        raise ImportFailed(f"{path.name}: neither an ECHE holders list nor an Erasmus+ export")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096).decode("utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise ImportFailed(f"{path} cannot be read: {exc}") from exc
+    first = head.splitlines()[0] if head else ""
+    if "Project Identifier" in first:
+        return "erasmus-plus"
+    if "description" in first and "name" in first:
+        return "registry"
+    raise ImportFailed(f"{path.name}: cannot tell the format; pass --format ({', '.join(FORMATS)})")
+
+
+def source_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return [p for p in path.iterdir() if p.is_file()]
+    return [path]
+
+
+def import_path(session: Session, path: Path, fmt: str | None = None, progress: bool = True) -> ImportSummary:
+    """Parse ``path`` whole, then upsert it in the caller's unit of work and record the run."""
+    if fmt is not None and fmt not in PARSERS:
+        raise ImportFailed(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if not path.exists():
+        raise ImportFailed(f"{path} does not exist")
+    fmt = fmt or detect_format(path)
+    try:
+        checksum = checksum_of(source_files(path))
+    except OSError as exc:
+        raise ImportFailed(f"{path} cannot be read: {exc}") from exc
+    parsed = PARSERS[fmt](path, progress)
+    summary = ImportSummary(source=str(path), format=fmt, rows_read=parsed.rows_read)
+    counts, touched = write_parsed(session, parsed, progress)
+    summary.counts = counts
+    summary.duplicates_flagged = flag_duplicates(session, touched)
+    summary.problems = parsed.problems
+    session.add(ImportRun(
+        source=str(path), format=fmt, checksum=checksum, finished_at=utcnow(), rows_read=parsed.rows_read,
+        counts={**counts, "duplicates_flagged": summary.duplicates_flagged},
+        problems=[p.as_dict() for p in parsed.problems[:1000]],
+    ))
+    return summary
+
+
+def register_organisation(session: Session, values: dict[str, Any]) -> int:
+    """Store one self-registered organisation; ValueError names the bad field."""
+    if not clean(values.get("description")):
+        raise ValueError("description: a self-description is required")
+    record = registry_record(values)
+    write_parsed(session, Parsed("registry", rows_read=1, orgs=[record]), progress=False)
+    org_id = find_organisation(session, record)
+    if org_id is None:
+        raise RuntimeError("a registered organisation was not stored")
+    flag_duplicates(session, [org_id])
+    return org_id

@@ -1,0 +1,297 @@
+"""The fitted ranker: training examples from past consortia, LambdaMART, and where it is kept.
+
+Training lives here, not in the evaluation: the service's ``partner-match ranker fit`` and
+the offline evaluation both build examples with ``build_queries`` and fit ``FittedRanker``;
+``RankerStore`` alone knows the files a fitted ranker is saved in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from matcher import registry
+from matcher.db import Database
+from matcher.ranking import FEATURES, FeatureConfig, Features, History, ScoreConfig, features, rank, score
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """The fitted ranker: LambdaMART (LightGBM) over the strongest candidates of the network walk."""
+
+    candidates: int = 300          # re-ranked per query: the walk's best, plus the best by text and by profile
+    learning_rate: float = 0.03
+    trees: int = 500
+    leaves: int = 15
+    min_leaf: int = 50
+    truncation: int = 30           # lambdarank attends to the top of each list, where users look
+    seed: int = 0
+    threads: int = 2
+
+
+class FittedRanker:
+    """A ranker fitted on past consortia, used only where it beats the default scorer.
+
+    Each training consortium gives its hidden partner and the candidates the pipeline would
+    re-rank (the walk's best, plus the best by text). LambdaMART learns to put the hidden
+    partner first; on the latest fifth of the consortia (the future, as in use) its recall@10
+    is compared with the default scorer's, and the better is kept. It learns only from what it
+    is given, so the caller decides what is history: the evaluation gives only the past.
+    """
+
+    def __init__(self, config: RankerConfig | None = None) -> None:
+        self.config = config or RankerConfig()
+        # per consortium: candidate features, row of the hidden partner (-1: missed), its default rank
+        self.groups: list[tuple[np.ndarray, int, int]] = []
+        self.orders: list[float] = []
+        self.kind: str | None = None
+        self.model: Any = None
+        self.validation: dict[str, float] = {}
+        self.consortia = 0
+        self.fitted_at: str | None = None
+        self._rng = np.random.default_rng(self.config.seed)
+
+    def candidates(self, f: Features, pool: np.ndarray) -> np.ndarray:
+        k = self.config.candidates
+        parts = [rank(f.walk, pool[f.walk[pool] > 0], k)]
+        for relevance in (f.text, f.profile):
+            related = pool[relevance[pool] > 0]
+            if len(related):
+                parts.append(rank(relevance, related, k // 3))
+        return np.unique(np.concatenate(parts)).astype(np.int64)
+
+    def add(self, f: Features, linear: np.ndarray, pool: np.ndarray, positive: int, order: float = 0.0) -> bool:
+        """Add one consortium whose hidden partner is ``positive``; False when the candidates miss it.
+
+        ``order`` (e.g. the year) decides validation: the latest fifth is held out."""
+        cand = self.candidates(f, pool)
+        hit = np.flatnonzero(cand == positive)
+        default_rank = int(np.count_nonzero(linear[pool] > linear[positive])) + 1
+        self.groups.append((f.matrix(cand), int(hit[0]) if len(hit) else -1, default_rank))
+        self.orders.append(order + 1e-6 * float(self._rng.random()))
+        return len(hit) > 0
+
+    def _fit(self, groups: list[tuple[np.ndarray, int, int]], progress: bool, what: str) -> Any:
+        import lightgbm
+        from tqdm import tqdm
+
+        c = self.config
+        usable = [(x, p) for x, p, _ in groups if p >= 0 and len(x) > 1]
+        labels = [np.eye(1, len(x), p, dtype=np.int8).ravel() for x, p in usable]
+        model = lightgbm.LGBMRanker(
+            objective="lambdarank", learning_rate=c.learning_rate, n_estimators=c.trees, num_leaves=c.leaves,
+            min_child_samples=c.min_leaf, lambdarank_truncation_level=c.truncation, subsample=0.8,
+            subsample_freq=1, colsample_bytree=0.8, random_state=c.seed, n_jobs=c.threads, deterministic=True,
+            force_col_wise=True, verbose=-1)
+        with tqdm(total=c.trees, desc=f"fitting LambdaMART ({what}, {len(usable)} consortia)", unit=" trees",
+                  disable=not progress, leave=False) as bar:
+            model.fit(np.vstack([x for x, _ in usable]), np.concatenate(labels),
+                      group=[len(x) for x, _ in usable], callbacks=[lambda _env: bar.update(1)])
+        return model.booster_
+
+    @staticmethod
+    def _model_recall(model: Any, groups: list[tuple[np.ndarray, int, int]], k: int = 10) -> float:
+        hits = 0
+        for x, p, _ in groups:
+            if p >= 0:
+                s = model.predict(x, num_threads=1)
+                hits += int(np.sum(s > s[p])) < k
+        return hits / max(len(groups), 1)
+
+    def fit(self, progress: bool = False) -> str:
+        """Fit on four fifths, compare with the default scorer on the last fifth, refit the winner on all."""
+        usable = sum(p >= 0 for _, p, _ in self.groups)
+        if usable < 50:
+            raise ValueError(f"{usable} training consortia with the partner among the candidates are too few "
+                             "to fit a ranker")
+        order = np.argsort(self.orders, kind="stable")
+        cut = int(len(order) * 0.8)
+        train = [self.groups[i] for i in order[:cut]]
+        held = [self.groups[i] for i in order[cut:]]
+        model = self._fit(train, progress, "four fifths")
+        self.validation = {"lambdamart": round(self._model_recall(model, held), 4),
+                           "default": round(float(np.mean([r <= 10 for _, _, r in held])), 4)}
+        self.kind = "lambdamart" if self.validation["lambdamart"] > self.validation["default"] else "default"
+        self.consortia = len(self.groups)
+        if self.kind == "lambdamart":
+            self.model = self._fit(self.groups, progress, "all")
+        self.groups, self.orders = [], []
+        return self.kind
+
+    def score(self, f: Features, linear: np.ndarray, pool: np.ndarray,
+              added_weights: np.ndarray | None = None) -> np.ndarray:
+        """Model scores for the candidates it re-ranks; everyone else below them, in the default order.
+
+        ``added_weights`` (over ``FEATURES``) adds a linear term to the candidates' model scores:
+        the service keeps the idea's text at its default weight this way."""
+        if self.kind is None:
+            raise ValueError("the ranker has not been fitted")
+        if self.kind == "default":
+            return linear
+        cand = self.candidates(f, pool)
+        out = linear - linear.max() - 10.0
+        if len(cand):
+            x = f.matrix(cand)
+            model = self.model.predict(x, num_threads=1)
+            out[cand] = model - model.min() + 1.0 + (x @ added_weights if added_weights is not None else 0.0)
+        return out
+
+
+
+class RankerStore:
+    """A folder holding at most one fitted ranker: ``ranker.json`` (what it is) and ``model.txt``.
+
+    Files are replaced atomically, so a serving process reads the old ranker or the new one.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.meta = self.directory / "ranker.json"
+        self.model = self.directory / "model.txt"
+
+    def stamp(self) -> float | None:
+        """When the saved ranker last changed (None: none saved): a cheap staleness check."""
+        try:
+            return self.meta.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def save(self, ranker: FittedRanker) -> None:
+        """Write the model and what it was fitted on; a new file replaces the old one atomically."""
+        if ranker.kind is None:
+            raise ValueError("the ranker has not been fitted")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if ranker.model is not None:
+            ranker.model.save_model(str(self.model) + ".tmp")
+            os.replace(str(self.model) + ".tmp", self.model)
+        else:  # the default won: no model of an earlier fit may linger
+            self.model.unlink(missing_ok=True)
+        meta = {"kind": ranker.kind, "features": list(FEATURES), "validation_recall@10": ranker.validation,
+                "consortia": ranker.consortia, "config": asdict(ranker.config),
+                "fitted_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        tmp = self.directory / "ranker.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, self.meta)
+
+    def load(self) -> FittedRanker | None:
+        """The saved ranker, None when there is none; ValueError for one fitted on other feature columns."""
+        import lightgbm
+
+        if self.stamp() is None:
+            return None
+        meta = json.loads(self.meta.read_text())
+        if meta.get("features") != list(FEATURES):
+            raise ValueError("the saved ranker was fitted on other features than this version computes; "
+                             "fit it again with `partner-match ranker fit`")
+        ranker = FittedRanker(RankerConfig(**meta["config"]))
+        ranker.kind, ranker.validation, ranker.consortia = meta["kind"], meta["validation_recall@10"], meta["consortia"]
+        ranker.fitted_at = meta.get("fitted_at")
+        if ranker.kind == "lambdamart":
+            ranker.model = lightgbm.Booster(model_file=str(self.model))
+        return ranker
+
+    def remove(self) -> bool:
+        """Forget the saved ranker (the default scorer serves again); False when there was none."""
+        removed = [p for p in (self.meta, self.model) if p.exists()]
+        for p in removed:
+            p.unlink()
+        return bool(removed)
+
+
+@dataclass
+class Query:
+    """One consortium with one member hidden: what a query knows, and whom it should find."""
+
+    project: int                  # position in History
+    identifier: str
+    year: int
+    text: str
+    known: list[int]              # positions: coordinator first
+    hidden: int
+
+
+def project_texts(db: Database, history: History) -> list[str]:
+    """Project texts in History order (empty where a project has none)."""
+    with db.session() as session:
+        by_id = registry.project_texts(session)
+    texts = [""] * len(history.project_ids)
+    for pid, text in by_id.items():
+        texts[history.project_position[pid]] = text
+    return texts
+
+
+def build_queries(db: Database, history: History, protocol: str, test_from_year: int | None,
+                  until_year: int | None = None, every_member: bool = False) -> list[Query]:
+    """Queries for projects starting from ``test_from_year`` (time; before ``until_year`` if given) or all (loo)."""
+    with db.session() as session:
+        members, identifiers, pics = registry.consortia(session)
+    texts = project_texts(db, history)
+    queries = []
+    for pid in sorted(members, key=lambda p: identifiers[p]):
+        team = members[pid]
+        coordinators = [o for o, r in team if r == "coordinator"]
+        if not 3 <= len(team) <= 20 or len(coordinators) != 1:
+            continue
+        ppos = history.project_position[pid]
+        year = int(history.project_years[ppos])
+        if protocol == "time" and (year < 0 or test_from_year is None or year < test_from_year):
+            continue
+        if until_year is not None and year >= until_year:
+            continue
+        ident = identifiers[pid]
+        seed: int | str = int(ident) if ident.isdigit() else ident
+        others = sorted((o for o, r in team if r != "coordinator"), key=lambda o: _pic_key(pics.get(o), o))
+        # the test protocol hides one member; training may hide each member in turn
+        for hidden in (others if every_member else [random.Random(seed).choice(others)]):
+            if protocol == "loo" and history.incidence[history.org_position[hidden]].nnz < 2:
+                continue  # a hidden member with no other project would give the answer away
+            known = [coordinators[0]] + [o for o in others if o != hidden]
+            queries.append(Query(ppos, ident, year, texts[ppos], [history.org_position[o] for o in known],
+                                 history.org_position[hidden]))
+    return queries
+
+
+def _pic_key(pic: str | None, fallback: int) -> tuple[int, str]:
+    return (0, f"{int(pic):015d}") if pic and pic.isdigit() else (1, f"{fallback:015d}")
+
+
+def fit_ranker(db: Database, years: int = 3, max_consortia: int = 8000, progress: bool = True,
+               config: FeatureConfig | None = None, weights: ScoreConfig | None = None,
+               ranker: RankerConfig | None = None) -> FittedRanker:
+    """A ranker for the service, fitted on the registry's own consortia of the latest ``years``.
+
+    The same protocol as the ``time`` evaluation, aimed at today: each consortium hides each
+    non-coordinator member in turn and sees only projects that started before its year. The
+    network features are learnt; the idea's text is left to the default weights, since most
+    registered consortia carry no text to learn it from.
+    """
+    config = config or FeatureConfig()
+    weights = weights or ScoreConfig()
+    with db.session() as session:
+        history = History.from_db(session)
+    dated = history.project_years[history.project_years >= 0]
+    if not len(dated):
+        raise ValueError("no project in the registry has a start or call year: nothing to learn the order of")
+    latest = int(dated.max())
+    queries = build_queries(db, history, "time", latest - years + 1, every_member=True)
+    if len(queries) > max_consortia:
+        queries = random.Random(0).sample(queries, max_consortia)
+    fitted = FittedRanker(ranker)
+    years_of = history.project_years
+    for q in tqdm(queries, desc=f"collecting consortia {latest - years + 1}-{latest}", unit=" queries",
+                  disable=not progress, leave=False):
+        mask = (years_of >= 0) & (years_of < q.year)
+        pool_mask = np.ones(len(history.org_ids), dtype=bool)
+        pool_mask[q.known] = False
+        f = features(history, q.known, mask, config, ref_year=q.year)
+        fitted.add(f, score(f, weights), np.flatnonzero(pool_mask), q.hidden, order=q.year)
+    fitted.fit(progress)
+    return fitted
