@@ -46,7 +46,7 @@ def rows(n: int, d: int, seed: int = 0, centers: int = 2000) -> np.ndarray:
     for s in range(0, n, 100_000):
         m = min(100_000, n - s)
         block = middle[rng.integers(0, centers, m)] + 0.6 * rng.standard_normal((m, d), dtype=np.float32)
-        out[s:s + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        out[s : s + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     p50, p99 = pct(timed(lambda: encoder.encode_queries(["vocational training for welders in Norway"]), reps))
     print(f"query encode: p50 {p50:.2f} ms  p99 {p99:.2f} ms")
 
-    for n in ([100_000] if args.quick else [100_000, 1_000_000]):
+    for n in [100_000] if args.quick else [100_000, 1_000_000]:
         vectors = rows(n, encoder.dimension)
         queries = rows(reps, encoder.dimension, seed=1)
         # the floor: reading the matrix once at the measured bandwidth
@@ -85,8 +85,10 @@ def main() -> None:
         print(f"  bandwidth floor (one pass over the matrix): {floor * 1000:.2f} ms")
         print(f"  exact numpy:  p50 {e50:.2f} ms  p99 {e99:.2f} ms   ({e50 / (floor * 1000):.2f}x floor)")
         print(f"  faiss flat:   p50 {f50:.2f} ms  p99 {f99:.2f} ms   (numpy/faiss p50 ratio {e50 / f50:.2f})")
-        print(f"  IVF (nlist {ivf.nlist}, nprobe {ivf.nprobe}): p50 {a50:.2f} ms  p99 {a99:.2f} ms  "
-              f"recall@10 {recall:.3f}  build {build:.1f} s  (exact/IVF p50 ratio {e50 / a50:.1f})")
+        print(
+            f"  IVF (nlist {ivf.nlist}, nprobe {ivf.nprobe}): p50 {a50:.2f} ms  p99 {a99:.2f} ms  "
+            f"recall@10 {recall:.3f}  build {build:.1f} s  (exact/IVF p50 ratio {e50 / a50:.1f})"
+        )
 
     shared = ROOT.parent / "shared" / "data" / "cordis-2014"
     if shared.exists():
@@ -107,8 +109,10 @@ def main() -> None:
                 t = time.perf_counter()
                 encoder.encode_documents(texts, batch_size=64)
                 ours.append(time.perf_counter() - t)
-            print(f"\nbulk embed of {len(texts)} real profile texts: raw model.encode {len(texts) / min(raw):.1f} "
-                  f"texts/s, partner-match {len(texts) / min(ours):.1f} texts/s  (ratio {min(raw) / min(ours):.2f})")
+            print(
+                f"\nbulk embed of {len(texts)} real profile texts: raw model.encode {len(texts) / min(raw):.1f} "
+                f"texts/s, partner-match {len(texts) / min(ours):.1f} texts/s  (ratio {min(raw) / min(ours):.2f})"
+            )
             from embeddings.index import IndexStore
 
             t = time.perf_counter()

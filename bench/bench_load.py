@@ -28,11 +28,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 IDEAS = [
-    "robotics for manufacturing and vocational training", "clinical trials in rare diseases",
-    "climate change adaptation in coastal cities", "teacher training in digital skills",
-    "battery materials and recycling", "inclusion of migrants through language learning",
-    "cyber security for small companies", "marine biology and sustainable fisheries",
-    "quantum sensors", "youth participation in local democracy", "food safety and nutrition for schools",
+    "robotics for manufacturing and vocational training",
+    "clinical trials in rare diseases",
+    "climate change adaptation in coastal cities",
+    "teacher training in digital skills",
+    "battery materials and recycling",
+    "inclusion of migrants through language learning",
+    "cyber security for small companies",
+    "marine biology and sustainable fisheries",
+    "quantum sensors",
+    "youth participation in local democracy",
+    "food safety and nutrition for schools",
 ]
 
 
@@ -57,8 +63,12 @@ def main() -> None:
     from matcher.indexing import build_index
 
     with tempfile.TemporaryDirectory(prefix="partner-match-load-") as tmp:
-        env = {**os.environ, "PARTNER_MATCH_INSTANCE_DIR": tmp, "PARTNER_MATCH_RATE_LIMIT": "1000000/minute",
-               "HF_HUB_OFFLINE": "1"}
+        env = {
+            **os.environ,
+            "PARTNER_MATCH_INSTANCE_DIR": tmp,
+            "PARTNER_MATCH_RATE_LIMIT": "1000000/minute",
+            "HF_HUB_OFFLINE": "1",
+        }
         db_url = f"sqlite:///{tmp}/partner-match.sqlite"
         db = Database(db_url)
         t = time.perf_counter()
@@ -76,6 +86,7 @@ def main() -> None:
             from sqlalchemy import select
 
             from matcher.db import Participation
+
             active = sorted({o for (o,) in s.execute(select(Participation.organisation_id).limit(20000))})
         db.dispose()
 
@@ -89,9 +100,25 @@ def main() -> None:
 
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "--threads", "4", "-b", f"127.0.0.1:{port}",
-             "--timeout", "120", "service:create_app()"], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                str(args.workers),
+                "--threads",
+                "4",
+                "-b",
+                f"127.0.0.1:{port}",
+                "--timeout",
+                "120",
+                "service:create_app()",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.time() + 300
@@ -142,8 +169,10 @@ def main() -> None:
             server.wait(timeout=30)
         arr = np.array(latencies) * 1000
         p50, p99 = float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
-        print(f"\n{args.clients} clients x {args.seconds:.0f} s against gunicorn ({args.workers} workers x 4 threads), "
-              f"{summary.total} organisations")
+        print(
+            f"\n{args.clients} clients x {args.seconds:.0f} s against gunicorn ({args.workers} workers x 4 threads), "
+            f"{summary.total} organisations"
+        )
         print(f"requests: {len(arr)}  ({len(arr) / args.seconds:.1f}/s)   errors: {len(errors)}")
         print(f"request latency: p50 {p50:.1f} ms   p99 {p99:.1f} ms")
         print(f"in-process query encode + search: p50 {inner_p50:.1f} ms")

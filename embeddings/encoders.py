@@ -29,11 +29,9 @@ class Encoder(Protocol):
     dimension: int
     max_tokens: int
 
-    def encode_documents(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        ...
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        ...
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def truncate(self, text: str) -> str:
         """``text`` cut to what the model reads, so hashes change only when the input does."""
@@ -44,7 +42,7 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return matrix / norms
+    return np.asarray(matrix / norms, dtype=np.float32)
 
 
 class SentenceTransformerEncoder:
@@ -57,10 +55,13 @@ class SentenceTransformerEncoder:
 
         self.model = SentenceTransformer(path, device=device)
         self.model_id = model_id
-        dimension = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") \
+        dimension = (
+            self.model.get_embedding_dimension()
+            if hasattr(self.model, "get_embedding_dimension")
             else self.model.get_sentence_embedding_dimension()
+        )
         self.dimension = int(dimension or 0)
-        self.max_tokens = int(self.model.max_seq_length)
+        self.max_tokens = int(self.model.max_seq_length or 256)
         self.tokenizer = self.model.tokenizer
         self._lock = threading.Lock()  # torch inference on one model is not re-entrant-safe for tokenizers
 
@@ -73,19 +74,24 @@ class SentenceTransformerEncoder:
         chunk = max(batch_size * 8, 256)
         with tqdm(total=len(texts), desc="embedding", unit=" texts", disable=not progress) as bar:
             for start in range(0, len(texts), chunk):
-                idx = order[start:start + chunk]
+                idx = order[start : start + chunk]
                 with self._lock:
-                    vectors = self.model.encode([texts[i] for i in idx], batch_size=batch_size,
-                                                convert_to_numpy=True, normalize_embeddings=True,
-                                                show_progress_bar=False)
+                    vectors = self.model.encode(
+                        [texts[i] for i in idx],
+                        batch_size=batch_size,
+                        convert_to_numpy=True,
+                        normalize_embeddings=True,
+                        show_progress_bar=False,
+                    )
                 out[idx] = vectors
                 bar.update(len(idx))
         return out
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
-            vectors = self.model.encode(list(texts), batch_size=32, convert_to_numpy=True,
-                                        normalize_embeddings=True, show_progress_bar=False)
+            vectors = self.model.encode(
+                list(texts), batch_size=32, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+            )
         return np.asarray(vectors, dtype=np.float32)
 
     def truncate(self, text: str) -> str:
@@ -93,8 +99,9 @@ class SentenceTransformerEncoder:
         words = text.split()
         if len(words) * 3 < budget:  # cannot overflow: no need to tokenize
             return " ".join(words)
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
-                                 verbose=False)
+        encoded = self.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+        )
         offsets = encoded["offset_mapping"]
         if len(offsets) <= budget:
             return " ".join(words)

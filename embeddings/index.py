@@ -68,8 +68,14 @@ class ExactSearch:
 class IVFSearch:
     """faiss IVF-Flat with an ``IDSelector`` for filters, so filtering happens inside the search."""
 
-    def __init__(self, vectors: np.ndarray, nlist: int | None = None, nprobe: int | None = None,
-                 train_max: int = 100_000, seed: int = 0) -> None:
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        nlist: int | None = None,
+        nprobe: int | None = None,
+        train_max: int = 100_000,
+        seed: int = 0,
+    ) -> None:
         import faiss
 
         self.faiss = faiss
@@ -91,8 +97,9 @@ class IVFSearch:
         nprobe = 1
         while True:
             self.nprobe = nprobe
-            recall = float(np.mean([len(truth[i] & set(self.search(q, k)[0].tolist())) / k
-                                    for i, q in enumerate(queries)]))
+            recall = float(
+                np.mean([len(truth[i] & set(self.search(q, k)[0].tolist())) / k for i, q in enumerate(queries)])
+            )
             if recall >= target or nprobe >= self.nlist:
                 return recall
             nprobe = min(self.nlist, nprobe * 2)
@@ -217,8 +224,15 @@ class IndexStore:
             return []
         return sorted(p.name for p in self.versions_dir.iterdir() if (p / "manifest.json").is_file())
 
-    def write(self, ids: np.ndarray, vectors: np.ndarray, model_id: str, text_version: str, data_checksum: str,
-              extra: dict[str, Any] | None = None) -> Manifest:
+    def write(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        model_id: str,
+        text_version: str,
+        data_checksum: str,
+        extra: dict[str, Any] | None = None,
+    ) -> Manifest:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = np.asarray(ids, dtype=np.int64)
         if vectors.ndim != 2 or len(ids) != len(vectors):
@@ -230,9 +244,15 @@ class IndexStore:
         np.save(tmp / "vectors.npy", vectors)
         np.save(tmp / "ids.npy", ids)
         manifest = Manifest(
-            version=name, model_id=model_id, dimension=int(vectors.shape[1]), count=int(len(ids)),
-            text_version=text_version, data_checksum=data_checksum, vectors_sha256=_sha256(tmp / "vectors.npy"),
-            built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), extra=extra or {},
+            version=name,
+            model_id=model_id,
+            dimension=int(vectors.shape[1]),
+            count=int(len(ids)),
+            text_version=text_version,
+            data_checksum=data_checksum,
+            vectors_sha256=_sha256(tmp / "vectors.npy"),
+            built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            extra=extra or {},
         )
         (tmp / "manifest.json").write_text(json.dumps(manifest.__dict__, indent=2), encoding="utf-8")
         os.replace(tmp, self.versions_dir / name)
@@ -245,19 +265,25 @@ class IndexStore:
             raise IndexRefused(f"index version {name} does not exist in {self.versions_dir}")
         manifest = Manifest.read(folder / "manifest.json")
         if model_id is not None and manifest.model_id != model_id:
-            raise IndexRefused(f"index version {name} was built with model {manifest.model_id!r}, "
-                               f"but the service is configured for {model_id!r}")
+            raise IndexRefused(
+                f"index version {name} was built with model {manifest.model_id!r}, "
+                f"but the service is configured for {model_id!r}"
+            )
         try:
             if _sha256(folder / "vectors.npy") != manifest.vectors_sha256:
-                raise IndexRefused(f"index version {name}: vectors.npy does not match its manifest checksum "
-                                   "(corrupted or changed after the build)")
+                raise IndexRefused(
+                    f"index version {name}: vectors.npy does not match its manifest checksum "
+                    "(corrupted or changed after the build)"
+                )
             vectors = np.load(folder / "vectors.npy", allow_pickle=False)
             ids = np.load(folder / "ids.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise IndexRefused(f"index version {name}: cannot read its files ({exc})") from exc
         if vectors.shape != (manifest.count, manifest.dimension) or ids.shape != (manifest.count,):
-            raise IndexRefused(f"index version {name}: manifest says {manifest.count} x {manifest.dimension}, "
-                               f"files hold {vectors.shape} vectors and {ids.shape} ids")
+            raise IndexRefused(
+                f"index version {name}: manifest says {manifest.count} x {manifest.dimension}, "
+                f"files hold {vectors.shape} vectors and {ids.shape} ids"
+            )
         return LoadedIndex(manifest, ids, vectors, exact_max=exact_max)
 
     def switch(self, name: str, model_id: str | None = None) -> Manifest:
@@ -289,8 +315,9 @@ class LiveIndex:
     serving and its reason in ``last_error``.
     """
 
-    def __init__(self, store: IndexStore, model_id: str, exact_max: int = DEFAULT_EXACT_MAX,
-                 check_every: float = 0.5) -> None:
+    def __init__(
+        self, store: IndexStore, model_id: str, exact_max: int = DEFAULT_EXACT_MAX, check_every: float = 0.5
+    ) -> None:
         self.store = store
         self.model_id = model_id
         self.exact_max = exact_max

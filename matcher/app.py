@@ -27,7 +27,14 @@ from matcher.ranker import FittedRanker, RankerStore, fit_ranker
 from matcher.recommend import Consortium, Matcher, MatchRequest, MatchResult, UnknownOrganisation
 from matcher.registry import OrganisationFilter
 
-__all__ = ["IndexUnavailable", "OrganisationFilter", "OrganisationQuery", "PartnerMatch", "UnknownOrganisation"]
+__all__ = [
+    "Encoder",
+    "IndexUnavailable",
+    "OrganisationFilter",
+    "OrganisationQuery",
+    "PartnerMatch",
+    "UnknownOrganisation",
+]
 
 
 class IndexUnavailable(Exception):
@@ -108,9 +115,15 @@ class DraftPanel:
 class PartnerMatch:
     """The use cases of partner-match over one registry, one index store and one ranker store."""
 
-    def __init__(self, db: Database, encoder: Encoder | Callable[[], Encoder], index_store: IndexStore,
-                 ranker_store: RankerStore, rule: NewcomerRule | None = None,
-                 exact_search_max: int = 200_000) -> None:
+    def __init__(
+        self,
+        db: Database,
+        encoder: Encoder | Callable[[], Encoder],
+        index_store: IndexStore,
+        ranker_store: RankerStore,
+        rule: NewcomerRule | None = None,
+        exact_search_max: int = 200_000,
+    ) -> None:
         self.db = db
         self._encoder: Encoder | None = encoder if isinstance(encoder, Encoder) else None
         self._encoder_factory: Callable[[], Encoder] | None = None if isinstance(encoder, Encoder) else encoder
@@ -256,9 +269,22 @@ class PartnerMatch:
         with self.db.session() as s:
             orgs = registry.organisations_by_id(s, ids)
             counts = registry.project_counts(s, [i for i in ids if i in orgs])
-        return [Listed(o.id, o.display_name, o.country, o.city, o.sector, o.org_type, o.website, o.description,
-                       self.rule.is_newcomer(counts[o.id]), counts[o.id], (scores or {}).get(o.id))
-                for o in (orgs[i] for i in ids if i in orgs)]
+        return [
+            Listed(
+                o.id,
+                o.display_name,
+                o.country,
+                o.city,
+                o.sector,
+                o.org_type,
+                o.website,
+                o.description,
+                self.rule.is_newcomer(counts[o.id]),
+                counts[o.id],
+                (scores or {}).get(o.id),
+            )
+            for o in (orgs[i] for i in ids if i in orgs)
+        ]
 
     def organisation(self, org_id: int) -> dict[str, Any] | None:
         """One organisation: profile, experience, past projects, known partners, similar organisations."""
@@ -271,13 +297,29 @@ class PartnerMatch:
             partner_rows = registry.partners_of(s, org_id)
         partners = {p.id: p for p in self._listed([p for p, _ in partner_rows])}
         return {
-            "id": org.id, "name": org.display_name, "short_name": org.short_name, "other_names": org.other_names,
-            "pic": org.pic, "oid": org.oid, "country": org.country, "city": org.city, "region": org.region,
-            "website": org.website, "org_type": org.org_type, "sector": org.sector, "description": org.description,
-            "sources": org.sources, "newcomer": self.rule.is_newcomer(exp), "experience": exp.__dict__,
-            "projects": projects, "similar": self._similar(org_id),
-            "known_partners": [{"id": p, "name": partners[p].name, "country": partners[p].country,
-                                "shared_projects": n} for p, n in partner_rows if p in partners],
+            "id": org.id,
+            "name": org.display_name,
+            "short_name": org.short_name,
+            "other_names": org.other_names,
+            "pic": org.pic,
+            "oid": org.oid,
+            "country": org.country,
+            "city": org.city,
+            "region": org.region,
+            "website": org.website,
+            "org_type": org.org_type,
+            "sector": org.sector,
+            "description": org.description,
+            "sources": org.sources,
+            "newcomer": self.rule.is_newcomer(exp),
+            "experience": exp.__dict__,
+            "projects": projects,
+            "similar": self._similar(org_id),
+            "known_partners": [
+                {"id": p, "name": partners[p].name, "country": partners[p].country, "shared_projects": n}
+                for p, n in partner_rows
+                if p in partners
+            ],
         }
 
     def _similar(self, org_id: int, k: int = 6) -> list[dict[str, Any]]:
@@ -290,8 +332,17 @@ class PartnerMatch:
             return []
         hits = [h for h in space.search(vector, k + 1) if h.id != org_id][:k]
         listed = {o.id: o for o in self._listed([h.id for h in hits])}
-        return [{"id": h.id, "name": listed[h.id].name, "country": listed[h.id].country,
-                 "sector": listed[h.id].sector, "score": round(h.score, 4)} for h in hits if h.id in listed]
+        return [
+            {
+                "id": h.id,
+                "name": listed[h.id].name,
+                "country": listed[h.id].country,
+                "sector": listed[h.id].sector,
+                "score": round(h.score, 4),
+            }
+            for h in hits
+            if h.id in listed
+        ]
 
     def stats(self) -> dict[str, Any]:
         with self.db.session() as s:
@@ -359,6 +410,7 @@ class PartnerMatch:
         if space.manifest.model_id != self.encoder.model_id:
             problems.append(f"index model {space.manifest.model_id} differs from configured {self.encoder.model_id}")
         if len(space.ids) < organisations:
-            problems.append(f"index covers {len(space.ids)} of {organisations} organisations: "
-                            "run `partner-match index build`")
+            problems.append(
+                f"index covers {len(space.ids)} of {organisations} organisations: run `partner-match index build`"
+            )
         return problems

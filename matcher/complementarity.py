@@ -30,12 +30,21 @@ class Gains:
     repeats: np.ndarray
 
     def bonus(self, config: ComplementarityConfig) -> np.ndarray:
-        return (config.adds_wanted_sector * self.adds_wanted_sector + config.adds_sector * self.adds_sector
-                + config.adds_needed_country * self.adds_needed_country + config.repeats * self.repeats)
+        return (
+            config.adds_wanted_sector * self.adds_wanted_sector
+            + config.adds_sector * self.adds_sector
+            + config.adds_needed_country * self.adds_needed_country
+            + config.repeats * self.repeats
+        )
 
 
-def gains(countries: np.ndarray, sectors: np.ndarray, members: Sequence[int], wanted_sectors: Sequence[str],
-          countries_needed: int) -> Gains:
+def gains(
+    countries: np.ndarray,
+    sectors: np.ndarray,
+    members: Sequence[int],
+    wanted_sectors: Sequence[str],
+    countries_needed: int,
+) -> Gains:
     """Per-organisation gains for the consortium ``members`` (positions into the arrays)."""
     have_sectors = {str(sectors[i]) for i in members}
     have_countries = {str(countries[i]) for i in members}
@@ -46,5 +55,9 @@ def gains(countries: np.ndarray, sectors: np.ndarray, members: Sequence[int], wa
     adds_sector = ~np.isin(sectors, sorted(have_sectors))
     needed = (is_programme & new_country) if countries_needed > 0 else np.zeros(len(sectors), dtype=bool)
     repeats = ~adds_sector & ~new_country
-    return Gains(adds_wanted.astype(np.float32), adds_sector.astype(np.float32), needed.astype(np.float32),
-                 repeats.astype(np.float32))
+    return Gains(
+        adds_wanted.astype(np.float32),
+        adds_sector.astype(np.float32),
+        needed.astype(np.float32),
+        repeats.astype(np.float32),
+    )

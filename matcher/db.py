@@ -24,7 +24,7 @@ from sqlalchemy import (
     event,
     func,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -160,6 +160,14 @@ class StoredEmbedding(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
+def redacted(url: str) -> str:
+    """A database URL without its password, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: show nothing of it
+        return "(unparseable database URL)"
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; a SQLite file's folder is created and foreign keys enforced."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
@@ -254,14 +262,19 @@ class Database:
             return None
         if current is None:
             return "the database has no partner-match schema yet: run `partner-match db upgrade`"
-        return f"the database schema is at revision {current}, this version needs {head}: " \
-               "run `partner-match db upgrade`"
+        return (
+            f"the database schema is at revision {current}, this version needs {head}: run `partner-match db upgrade`"
+        )
 
     def check_schema(self) -> Database:
         problem = self.schema_problem()
         if problem:
             raise SchemaBehind(problem)
         return self
+
+    @property
+    def safe_url(self) -> str:
+        return redacted(self.url)
 
     def dispose(self) -> None:
         self.engine.dispose()

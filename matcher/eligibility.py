@@ -38,14 +38,13 @@ def may_join(sectors: np.ndarray, action: str) -> np.ndarray:
     """Which organisations (by sector) may take part in ``action`` at all: candidates are drawn from these."""
     rule = _rule(action)
     if rule.schools_only:
-        return np.asarray(sectors) == "school"
+        return np.asarray(np.asarray(sectors) == "school")
     return np.ones(len(sectors), dtype=bool)
 
 
 def _counts(member: Member, rule: vocab.ActionRule) -> bool:
     """Whether a member counts toward the action's minimum: a programme country, and a school where required."""
-    return vocab.is_programme_country(member.country) and bool(
-        may_join(np.array([member.sector]), rule.code)[0])
+    return vocab.is_programme_country(member.country) and bool(may_join(np.array([member.sector]), rule.code)[0])
 
 
 def check(members: Iterable[Member], action: str) -> Eligibility:
@@ -62,10 +61,14 @@ def check(members: Iterable[Member], action: str) -> Eligibility:
     countries_needed = max(0, rule.min_countries - len(countries))
     missing = []
     if orgs_needed:
-        missing.append(f"{orgs_needed} more {kind} from programme countries "
-                       f"(a {rule.label.lower()} needs at least {rule.min_organisations})")
+        missing.append(
+            f"{orgs_needed} more {kind} from programme countries "
+            f"(a {rule.label.lower()} needs at least {rule.min_organisations})"
+        )
     if countries_needed:
-        missing.append(f"{kind.capitalize()} from {countries_needed} more programme "
-                       f"{'country' if countries_needed == 1 else 'countries'} "
-                       f"(at least {rule.min_countries} needed, {len(countries)} so far)")
+        missing.append(
+            f"{kind.capitalize()} from {countries_needed} more programme "
+            f"{'country' if countries_needed == 1 else 'countries'} "
+            f"(at least {rule.min_countries} needed, {len(countries)} so far)"
+        )
     return Eligibility(action, not missing, missing, countries, countries_needed, orgs_needed)

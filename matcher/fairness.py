@@ -47,8 +47,7 @@ def fair_rerank(ranked: Sequence[T], is_newcomer: Sequence[bool], k: int, config
     p = o = newcomers = 0
     while len(out) < k:
         need = table[len(out)]
-        take_protected = p < len(protected) and (
-            newcomers < need or o >= len(others) or protected[p] < others[o])
+        take_protected = p < len(protected) and (newcomers < need or o >= len(others) or protected[p] < others[o])
         if take_protected:
             out.append(protected[p])
             p += 1

@@ -37,13 +37,26 @@ class BuildSummary:
 def store_vectors(session: Session, model_id: str, rows: list[tuple[int, str, np.ndarray]]) -> None:
     """Replace the stored vectors of these organisations: the one writer of the embedding table."""
     for start in range(0, len(rows), 2000):
-        chunk = rows[start:start + 2000]
-        session.execute(delete(StoredEmbedding).where(StoredEmbedding.model_id == model_id,
-                                                      StoredEmbedding.organisation_id.in_([r[0] for r in chunk])))
-        session.execute(insert(StoredEmbedding), [
-            {"organisation_id": org_id, "model_id": model_id, "text_version": TEXT_VERSION, "text_hash": digest,
-             "vector": np.asarray(vector, dtype=np.float32).tobytes(), "updated_at": utcnow()}
-            for org_id, digest, vector in chunk])
+        chunk = rows[start : start + 2000]
+        session.execute(
+            delete(StoredEmbedding).where(
+                StoredEmbedding.model_id == model_id, StoredEmbedding.organisation_id.in_([r[0] for r in chunk])
+            )
+        )
+        session.execute(
+            insert(StoredEmbedding),
+            [
+                {
+                    "organisation_id": org_id,
+                    "model_id": model_id,
+                    "text_version": TEXT_VERSION,
+                    "text_hash": digest,
+                    "vector": np.asarray(vector, dtype=np.float32).tobytes(),
+                    "updated_at": utcnow(),
+                }
+                for org_id, digest, vector in chunk
+            ],
+        )
 
 
 def embed_organisations(db: Database, encoder: Encoder, organisation_ids: list[int]) -> None:
@@ -67,9 +80,12 @@ def with_unindexed(db: Database, model_id: str, loaded: LoadedIndex) -> LoadedIn
 def current_texts(db: Database, encoder: Encoder, progress: bool = False) -> dict[int, str]:
     with db.session() as session:
         sources = registry.load_sources(session)
-    return {org_id: profile_text(src, encoder.truncate)
-            for org_id, src in tqdm(sorted(sources.items()), desc="profiles", unit=" orgs", disable=not progress,
-                                    leave=False)}
+    return {
+        org_id: profile_text(src, encoder.truncate)
+        for org_id, src in tqdm(
+            sorted(sources.items()), desc="profiles", unit=" orgs", disable=not progress, leave=False
+        )
+    }
 
 
 def data_checksum(hashes: dict[int, str]) -> str:
@@ -79,8 +95,9 @@ def data_checksum(hashes: dict[int, str]) -> str:
     return digest.hexdigest()
 
 
-def build_index(db: Database, encoder: Encoder, store: IndexStore, progress: bool = True,
-                batch_size: int = 64) -> BuildSummary:
+def build_index(
+    db: Database, encoder: Encoder, store: IndexStore, progress: bool = True, batch_size: int = 64
+) -> BuildSummary:
     """Embed organisations whose profile text changed, then write and switch to a new version."""
     started = time.perf_counter()
     texts = current_texts(db, encoder, progress)
@@ -98,8 +115,16 @@ def build_index(db: Database, encoder: Encoder, store: IndexStore, progress: boo
         try:
             manifest = store.load(current, encoder.model_id, exact_max=1 << 62).manifest
             if manifest.data_checksum == checksum and manifest.text_version == TEXT_VERSION:
-                return BuildSummary(0, len(texts), len(texts), current, False, encoder.model_id, TEXT_VERSION,
-                                    round(time.perf_counter() - started, 2))
+                return BuildSummary(
+                    0,
+                    len(texts),
+                    len(texts),
+                    current,
+                    False,
+                    encoder.model_id,
+                    TEXT_VERSION,
+                    round(time.perf_counter() - started, 2),
+                )
         except IndexRefused:
             pass  # the current version is unusable: write a fresh one
     ids = np.array(sorted(hashes), dtype=np.int64)
@@ -111,8 +136,16 @@ def build_index(db: Database, encoder: Encoder, store: IndexStore, progress: boo
                 matrix[position[org_id]] = np.frombuffer(blob, dtype=np.float32)
     manifest = store.write(ids, matrix, encoder.model_id, TEXT_VERSION, checksum)
     store.switch(manifest.version, encoder.model_id)
-    return BuildSummary(len(todo), len(texts) - len(todo), len(texts), manifest.version, True, encoder.model_id,
-                        TEXT_VERSION, round(time.perf_counter() - started, 2))
+    return BuildSummary(
+        len(todo),
+        len(texts) - len(todo),
+        len(texts),
+        manifest.version,
+        True,
+        encoder.model_id,
+        TEXT_VERSION,
+        round(time.perf_counter() - started, 2),
+    )
 
 
 def index_status(db: Database, encoder: Encoder, store: IndexStore) -> dict[str, Any]:
@@ -125,11 +158,22 @@ def index_status(db: Database, encoder: Encoder, store: IndexStore) -> dict[str,
         entry: dict[str, Any] = {"version": name, "current": name == current}
         try:
             manifest = store.load(name, encoder.model_id, exact_max=1 << 62).manifest
-            entry.update(count=manifest.count, model_id=manifest.model_id, text_version=manifest.text_version,
-                         built_at=manifest.built_at, stale=manifest.data_checksum != checksum, ok=True)
+            entry.update(
+                count=manifest.count,
+                model_id=manifest.model_id,
+                text_version=manifest.text_version,
+                built_at=manifest.built_at,
+                stale=manifest.data_checksum != checksum,
+                ok=True,
+            )
         except IndexRefused as exc:
             entry.update(ok=False, error=str(exc))
         versions.append(entry)
     serving = next((v for v in versions if v["current"]), None)
-    return {"current": current, "organisations": len(texts), "model_id": encoder.model_id,
-            "stale": None if serving is None or not serving.get("ok") else serving["stale"], "versions": versions}
+    return {
+        "current": current,
+        "organisations": len(texts),
+        "model_id": encoder.model_id,
+        "stale": None if serving is None or not serving.get("ok") else serving["stale"],
+        "versions": versions,
+    }

@@ -27,12 +27,12 @@ from matcher.ranking import FEATURES, FeatureConfig, Features, History, ScoreCon
 class RankerConfig:
     """The fitted ranker: LambdaMART (LightGBM) over the strongest candidates of the network walk."""
 
-    candidates: int = 300          # re-ranked per query: the walk's best, plus the best by text and by profile
+    candidates: int = 300  # re-ranked per query: the walk's best, plus the best by text and by profile
     learning_rate: float = 0.03
     trees: int = 500
     leaves: int = 15
     min_leaf: int = 50
-    truncation: int = 30           # lambdarank attends to the top of each list, where users look
+    truncation: int = 30  # lambdarank attends to the top of each list, where users look
     seed: int = 0
     threads: int = 2
 
@@ -87,14 +87,34 @@ class FittedRanker:
         usable = [(x, p) for x, p, _ in groups if p >= 0 and len(x) > 1]
         labels = [np.eye(1, len(x), p, dtype=np.int8).ravel() for x, p in usable]
         model = lightgbm.LGBMRanker(
-            objective="lambdarank", learning_rate=c.learning_rate, n_estimators=c.trees, num_leaves=c.leaves,
-            min_child_samples=c.min_leaf, lambdarank_truncation_level=c.truncation, subsample=0.8,
-            subsample_freq=1, colsample_bytree=0.8, random_state=c.seed, n_jobs=c.threads, deterministic=True,
-            force_col_wise=True, verbose=-1)
-        with tqdm(total=c.trees, desc=f"fitting LambdaMART ({what}, {len(usable)} consortia)", unit=" trees",
-                  disable=not progress, leave=False) as bar:
-            model.fit(np.vstack([x for x, _ in usable]), np.concatenate(labels),
-                      group=[len(x) for x, _ in usable], callbacks=[lambda _env: bar.update(1)])
+            objective="lambdarank",
+            learning_rate=c.learning_rate,
+            n_estimators=c.trees,
+            num_leaves=c.leaves,
+            min_child_samples=c.min_leaf,
+            lambdarank_truncation_level=c.truncation,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.8,
+            random_state=c.seed,
+            n_jobs=c.threads,
+            deterministic=True,
+            force_col_wise=True,
+            verbose=-1,
+        )
+        with tqdm(
+            total=c.trees,
+            desc=f"fitting LambdaMART ({what}, {len(usable)} consortia)",
+            unit=" trees",
+            disable=not progress,
+            leave=False,
+        ) as bar:
+            model.fit(
+                np.vstack([x for x, _ in usable]),
+                np.concatenate(labels),
+                group=[len(x) for x, _ in usable],
+                callbacks=[lambda _env: bar.update(1)],
+            )
         return model.booster_
 
     @staticmethod
@@ -110,15 +130,18 @@ class FittedRanker:
         """Fit on four fifths, compare with the default scorer on the last fifth, refit the winner on all."""
         usable = sum(p >= 0 for _, p, _ in self.groups)
         if usable < 50:
-            raise ValueError(f"{usable} training consortia with the partner among the candidates are too few "
-                             "to fit a ranker")
+            raise ValueError(
+                f"{usable} training consortia with the partner among the candidates are too few to fit a ranker"
+            )
         order = np.argsort(self.orders, kind="stable")
         cut = int(len(order) * 0.8)
         train = [self.groups[i] for i in order[:cut]]
         held = [self.groups[i] for i in order[cut:]]
         model = self._fit(train, progress, "four fifths")
-        self.validation = {"lambdamart": round(self._model_recall(model, held), 4),
-                           "default": round(float(np.mean([r <= 10 for _, _, r in held])), 4)}
+        self.validation = {
+            "lambdamart": round(self._model_recall(model, held), 4),
+            "default": round(float(np.mean([r <= 10 for _, _, r in held])), 4),
+        }
         self.kind = "lambdamart" if self.validation["lambdamart"] > self.validation["default"] else "default"
         self.consortia = len(self.groups)
         if self.kind == "lambdamart":
@@ -126,8 +149,9 @@ class FittedRanker:
         self.groups, self.orders = [], []
         return self.kind
 
-    def score(self, f: Features, linear: np.ndarray, pool: np.ndarray,
-              added_weights: np.ndarray | None = None) -> np.ndarray:
+    def score(
+        self, f: Features, linear: np.ndarray, pool: np.ndarray, added_weights: np.ndarray | None = None
+    ) -> np.ndarray:
         """Model scores for the candidates it re-ranks; everyone else below them, in the default order.
 
         ``added_weights`` (over ``FEATURES``) adds a linear term to the candidates' model scores:
@@ -142,8 +166,7 @@ class FittedRanker:
             x = f.matrix(cand)
             model = self.model.predict(x, num_threads=1)
             out[cand] = model - model.min() + 1.0 + (x @ added_weights if added_weights is not None else 0.0)
-        return out
-
+        return np.asarray(out)
 
 
 class RankerStore:
@@ -174,9 +197,14 @@ class RankerStore:
             os.replace(str(self.model) + ".tmp", self.model)
         else:  # the default won: no model of an earlier fit may linger
             self.model.unlink(missing_ok=True)
-        meta = {"kind": ranker.kind, "features": list(FEATURES), "validation_recall@10": ranker.validation,
-                "consortia": ranker.consortia, "config": asdict(ranker.config),
-                "fitted_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        meta = {
+            "kind": ranker.kind,
+            "features": list(FEATURES),
+            "validation_recall@10": ranker.validation,
+            "consortia": ranker.consortia,
+            "config": asdict(ranker.config),
+            "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         tmp = self.directory / "ranker.json.tmp"
         tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, self.meta)
@@ -189,8 +217,10 @@ class RankerStore:
             return None
         meta = json.loads(self.meta.read_text())
         if meta.get("features") != list(FEATURES):
-            raise ValueError("the saved ranker was fitted on other features than this version computes; "
-                             "fit it again with `partner-match ranker fit`")
+            raise ValueError(
+                "the saved ranker was fitted on other features than this version computes; "
+                "fit it again with `partner-match ranker fit`"
+            )
         ranker = FittedRanker(RankerConfig(**meta["config"]))
         ranker.kind, ranker.validation, ranker.consortia = meta["kind"], meta["validation_recall@10"], meta["consortia"]
         ranker.fitted_at = meta.get("fitted_at")
@@ -210,11 +240,11 @@ class RankerStore:
 class Query:
     """One consortium with one member hidden: what a query knows, and whom it should find."""
 
-    project: int                  # position in History
+    project: int  # position in History
     identifier: str
     year: int
     text: str
-    known: list[int]              # positions: coordinator first
+    known: list[int]  # positions: coordinator first
     hidden: int
 
 
@@ -228,8 +258,14 @@ def project_texts(db: Database, history: History) -> list[str]:
     return texts
 
 
-def build_queries(db: Database, history: History, protocol: str, test_from_year: int | None,
-                  until_year: int | None = None, every_member: bool = False) -> list[Query]:
+def build_queries(
+    db: Database,
+    history: History,
+    protocol: str,
+    test_from_year: int | None,
+    until_year: int | None = None,
+    every_member: bool = False,
+) -> list[Query]:
     """Queries for projects starting from ``test_from_year`` (time; before ``until_year`` if given) or all (loo)."""
     with db.session() as session:
         members, identifiers, pics = registry.consortia(session)
@@ -250,12 +286,20 @@ def build_queries(db: Database, history: History, protocol: str, test_from_year:
         seed: int | str = int(ident) if ident.isdigit() else ident
         others = sorted((o for o, r in team if r != "coordinator"), key=lambda o: _pic_key(pics.get(o), o))
         # the test protocol hides one member; training may hide each member in turn
-        for hidden in (others if every_member else [random.Random(seed).choice(others)]):
+        for hidden in others if every_member else [random.Random(seed).choice(others)]:
             if protocol == "loo" and history.incidence[history.org_position[hidden]].nnz < 2:
                 continue  # a hidden member with no other project would give the answer away
             known = [coordinators[0]] + [o for o in others if o != hidden]
-            queries.append(Query(ppos, ident, year, texts[ppos], [history.org_position[o] for o in known],
-                                 history.org_position[hidden]))
+            queries.append(
+                Query(
+                    ppos,
+                    ident,
+                    year,
+                    texts[ppos],
+                    [history.org_position[o] for o in known],
+                    history.org_position[hidden],
+                )
+            )
     return queries
 
 
@@ -263,9 +307,15 @@ def _pic_key(pic: str | None, fallback: int) -> tuple[int, str]:
     return (0, f"{int(pic):015d}") if pic and pic.isdigit() else (1, f"{fallback:015d}")
 
 
-def fit_ranker(db: Database, years: int = 3, max_consortia: int = 8000, progress: bool = True,
-               config: FeatureConfig | None = None, weights: ScoreConfig | None = None,
-               ranker: RankerConfig | None = None) -> FittedRanker:
+def fit_ranker(
+    db: Database,
+    years: int = 3,
+    max_consortia: int = 8000,
+    progress: bool = True,
+    config: FeatureConfig | None = None,
+    weights: ScoreConfig | None = None,
+    ranker: RankerConfig | None = None,
+) -> FittedRanker:
     """A ranker for the service, fitted on the registry's own consortia of the latest ``years``.
 
     The same protocol as the ``time`` evaluation, aimed at today: each consortium hides each
@@ -286,8 +336,13 @@ def fit_ranker(db: Database, years: int = 3, max_consortia: int = 8000, progress
         queries = random.Random(0).sample(queries, max_consortia)
     fitted = FittedRanker(ranker)
     years_of = history.project_years
-    for q in tqdm(queries, desc=f"collecting consortia {latest - years + 1}-{latest}", unit=" queries",
-                  disable=not progress, leave=False):
+    for q in tqdm(
+        queries,
+        desc=f"collecting consortia {latest - years + 1}-{latest}",
+        unit=" queries",
+        disable=not progress,
+        leave=False,
+    ):
         mask = (years_of >= 0) & (years_of < q.year)
         pool_mask = np.ones(len(history.org_ids), dtype=bool)
         pool_mask[q.known] = False

@@ -25,14 +25,14 @@ from matcher.fairness import FairConfig, fair_rerank
 class History:
     """Organisations, projects and who took part in what, as arrays for fast scoring."""
 
-    org_ids: np.ndarray            # (n_orgs,) database ids, sorted
-    countries: np.ndarray          # (n_orgs,) ISO codes or ""
-    sectors: np.ndarray            # (n_orgs,) sector codes
-    project_ids: np.ndarray        # (n_projects,)
-    project_years: np.ndarray      # (n_projects,) year or -1 when unknown
-    incidence: sp.csr_matrix       # (n_orgs, n_projects) 1 where the organisation took part
-    coordinated: sp.csr_matrix     # same shape, 1 where it coordinated
-    project_vectors: np.ndarray | None = None   # (n_projects, d) text embeddings, zero rows when no text
+    org_ids: np.ndarray  # (n_orgs,) database ids, sorted
+    countries: np.ndarray  # (n_orgs,) ISO codes or ""
+    sectors: np.ndarray  # (n_orgs,) sector codes
+    project_ids: np.ndarray  # (n_projects,)
+    project_years: np.ndarray  # (n_projects,) year or -1 when unknown
+    incidence: sp.csr_matrix  # (n_orgs, n_projects) 1 where the organisation took part
+    coordinated: sp.csr_matrix  # same shape, 1 where it coordinated
+    project_vectors: np.ndarray | None = None  # (n_projects, d) text embeddings, zero rows when no text
     org_position: dict[int, int] = field(default_factory=dict)
     project_position: dict[int, int] = field(default_factory=dict)
 
@@ -58,22 +58,34 @@ class History:
         shape = (len(org_ids), len(project_ids))
         inc = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
         cin = sp.csr_matrix((np.ones(int(coord.sum()), np.float32), (rows[coord], cols[coord])), shape=shape)
-        return cls(org_ids, np.array([o[1] or "" for o in orgs]), np.array([o[2] or "other" for o in orgs]),
-                   project_ids, np.array([int(p[1]) if p[1] is not None else -1 for p in projects]), inc, cin)
+        return cls(
+            org_ids,
+            np.array([o[1] or "" for o in orgs]),
+            np.array([o[2] or "other" for o in orgs]),
+            project_ids,
+            np.array([int(p[1]) if p[1] is not None else -1 for p in projects]),
+            inc,
+            cin,
+        )
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
     """How the network and text features are made from the history."""
 
-    shared_weight_power: float = 0.5   # a shared project of size s weighs 1/(s-1)**power
-    recency_years: float = 2.0         # half-life-like decay of ties and activity, in years
-    damping: float = 0.85              # personalised PageRank: chance of walking on rather than restarting
-    walk_steps: int = 8                # power iterations of that walk (enough to settle the top of the ranking)
+    shared_weight_power: float = 0.5  # a shared project of size s weighs 1/(s-1)**power
+    recency_years: float = 2.0  # half-life-like decay of ties and activity, in years
+    damping: float = 0.85  # personalised PageRank: chance of walking on rather than restarting
+    walk_steps: int = 8  # power iterations of that walk (enough to settle the top of the ranking)
 
 
 DEFAULT_WEIGHTS: tuple[tuple[str, float], ...] = (
-    ("breadth", 2.0), ("same_country", 0.3), ("ties", 0.3), ("two_hop", 0.05), ("text", 2.0), ("profile", 1.5),
+    ("breadth", 2.0),
+    ("same_country", 0.3),
+    ("ties", 0.3),
+    ("two_hop", 0.05),
+    ("text", 2.0),
+    ("profile", 1.5),
     ("overlap", 3.0),
 )
 
@@ -89,32 +101,32 @@ class ScoreConfig:
     """
 
     weights: tuple[tuple[str, float], ...] = DEFAULT_WEIGHTS
-    coordinator_weight: float = 0.3    # added to the coordinator column when a coordinator is sought
+    coordinator_weight: float = 0.3  # added to the coordinator column when a coordinator is sought
 
 
 @dataclass
 class Features:
-    breadth: np.ndarray          # how many known members the organisation has worked with
-    direct: np.ndarray           # shared projects with known members, small consortia weigh more
-    shared: np.ndarray           # plain count of shared projects with known members
-    direct_small: np.ndarray     # shared projects weighted 1/(s-1): small consortia weigh much more
-    direct_recent: np.ndarray    # ties, recent ones weighing more
-    two_hop: np.ndarray          # partners of partners
-    same_country: np.ndarray     # share of known members in the organisation's country
-    projects: np.ndarray         # past projects (the history mask applied)
+    breadth: np.ndarray  # how many known members the organisation has worked with
+    direct: np.ndarray  # shared projects with known members, small consortia weigh more
+    shared: np.ndarray  # plain count of shared projects with known members
+    direct_small: np.ndarray  # shared projects weighted 1/(s-1): small consortia weigh much more
+    direct_recent: np.ndarray  # ties, recent ones weighing more
+    two_hop: np.ndarray  # partners of partners
+    same_country: np.ndarray  # share of known members in the organisation's country
+    projects: np.ndarray  # past projects (the history mask applied)
     recent_activity: np.ndarray  # past projects, recent ones weighing more
     coordinated: np.ndarray
-    text: np.ndarray             # similarity of the idea to the best-matching past project
-    best_project: np.ndarray     # position of that project, -1 when none
-    profile: np.ndarray          # similarity of the idea to the organisation's profile
-    overlap: np.ndarray          # most known members met in one past project: a consortium re-forming
-    walk: np.ndarray             # personalised PageRank from the known members over past consortia
-    reunion: np.ndarray          # largest share of a past consortium (with 2+ known members) now re-forming
-    reunion_any: np.ndarray      # the same over any past consortium with a known member
+    text: np.ndarray  # similarity of the idea to the best-matching past project
+    best_project: np.ndarray  # position of that project, -1 when none
+    profile: np.ndarray  # similarity of the idea to the organisation's profile
+    overlap: np.ndarray  # most known members met in one past project: a consortium re-forming
+    walk: np.ndarray  # personalised PageRank from the known members over past consortia
+    reunion: np.ndarray  # largest share of a past consortium (with 2+ known members) now re-forming
+    reunion_any: np.ndarray  # the same over any past consortium with a known member
     coordinator_ties: np.ndarray  # ties to the applicant itself, who usually picks the partners
-    overlap_recent: np.ndarray   # overlap, recent consortia weighing more
-    adamic_adar: np.ndarray      # shared projects weighted 1/log(size)
-    same_sector: np.ndarray      # share of known members of the organisation's sector (complementarity's inverse)
+    overlap_recent: np.ndarray  # overlap, recent consortia weighing more
+    adamic_adar: np.ndarray  # shared projects weighted 1/log(size)
+    same_sector: np.ndarray  # share of known members of the organisation's sector (complementarity's inverse)
     coordinator_country: np.ndarray  # in the applicant's country
     consortium_size: np.ndarray  # mean size of the organisation's past consortia
     n_known: int = 0
@@ -167,7 +179,7 @@ FEATURES = tuple(column.name for column in COLUMNS)
 
 def _weights(history: History, mask: np.ndarray, power: float) -> np.ndarray:
     sizes = history.project_sizes
-    return np.where(sizes > 1, 1.0 / np.maximum(sizes - 1, 1) ** power, 0.0) * mask
+    return np.asarray(np.where(sizes > 1, 1.0 / np.maximum(sizes - 1, 1) ** power, 0.0) * mask)
 
 
 def _row_max(matrix: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
@@ -182,7 +194,7 @@ def _row_max(matrix: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
 def _share(codes: np.ndarray, known: Sequence[int]) -> np.ndarray:
     """For every organisation, the share of the known members with the same code."""
     counts = np.bincount(codes[list(known)], minlength=int(codes.max(initial=0)) + 1)
-    return counts[codes] / len(known)
+    return np.asarray(counts[codes] / len(known))
 
 
 def walk(history: History, known: Sequence[int], mask: np.ndarray, damping: float, steps: int) -> np.ndarray:
@@ -198,9 +210,15 @@ def walk(history: History, known: Sequence[int], mask: np.ndarray, damping: floa
     return r
 
 
-def features(history: History, known: Sequence[int], project_mask: np.ndarray, config: FeatureConfig,
-             query_vector: np.ndarray | None = None, profile_scores: np.ndarray | None = None,
-             ref_year: int | None = None) -> Features:
+def features(
+    history: History,
+    known: Sequence[int],
+    project_mask: np.ndarray,
+    config: FeatureConfig,
+    query_vector: np.ndarray | None = None,
+    profile_scores: np.ndarray | None = None,
+    ref_year: int | None = None,
+) -> Features:
     """Per-organisation features for a consortium of ``known`` positions, history = ``project_mask``."""
     n = len(history.org_ids)
     inc, inc_t = history.incidence, history.incidence_t
@@ -255,10 +273,32 @@ def features(history: History, known: Sequence[int], project_mask: np.ndarray, c
         best = np.asarray(weighted.argmax(axis=1)).ravel()
         best[text <= 0] = -1
     profile = profile_scores if profile_scores is not None else np.zeros(n, dtype=np.float32)
-    return Features(breadth, direct, shared, direct_small, direct_recent, two_hop, same, projects, recent_activity,
-                    coordinated, text, best, profile, overlap, walked, reunion, reunion_any, coordinator_ties,
-                    overlap_recent, adamic_adar, same_sector, coord_country.astype(np.float64), consortium_size,
-                    len(known))
+    return Features(
+        breadth,
+        direct,
+        shared,
+        direct_small,
+        direct_recent,
+        two_hop,
+        same,
+        projects,
+        recent_activity,
+        coordinated,
+        text,
+        best,
+        profile,
+        overlap,
+        walked,
+        reunion,
+        reunion_any,
+        coordinator_ties,
+        overlap_recent,
+        adamic_adar,
+        same_sector,
+        coord_country.astype(np.float64),
+        consortium_size,
+        len(known),
+    )
 
 
 def default_weights(config: ScoreConfig, seek_coordinator: bool = False) -> np.ndarray:
@@ -272,7 +312,7 @@ def default_weights(config: ScoreConfig, seek_coordinator: bool = False) -> np.n
 
 def score(f: Features, config: ScoreConfig, seek_coordinator: bool = False) -> np.ndarray:
     """The default linear scorer: hand-set weights over the feature columns."""
-    return f.matrix() @ default_weights(config, seek_coordinator)
+    return np.asarray(f.matrix() @ default_weights(config, seek_coordinator))
 
 
 def rank(scores: np.ndarray, candidates: np.ndarray, limit: int) -> np.ndarray:
@@ -284,8 +324,9 @@ def rank(scores: np.ndarray, candidates: np.ndarray, limit: int) -> np.ndarray:
     return candidates[top][order]
 
 
-def fair_top(ranked: np.ndarray, newcomer: np.ndarray, k: int, fair: FairConfig,
-             scores: np.ndarray, pool: np.ndarray) -> np.ndarray:
+def fair_top(
+    ranked: np.ndarray, newcomer: np.ndarray, k: int, fair: FairConfig, scores: np.ndarray, pool: np.ndarray
+) -> np.ndarray:
     """FA*IR over the ranked list, drawing newcomers from the whole pool in score order."""
     if fair.share <= 0:
         return ranked[:k]

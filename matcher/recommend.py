@@ -100,11 +100,21 @@ class UnknownOrganisation(LookupError):
 class Matcher:
     """Everything a request needs, held in memory; rebuild it when the registry changes."""
 
-    def __init__(self, history: History, names: dict[int, str], projects: dict[int, tuple[str | None, int | None]],
-                 encoder: Encoder | None, index: LoadedIndex | None, config: FeatureConfig | None = None,
-                 weights: ScoreConfig | None = None, complementarity: ComplementarityConfig | None = None,
-                 alpha: float = FairConfig.alpha, rule: NewcomerRule | None = None,
-                 org_types: np.ndarray | None = None, ranker: FittedRanker | None = None) -> None:
+    def __init__(
+        self,
+        history: History,
+        names: dict[int, str | None],
+        projects: dict[int, tuple[str | None, int | None]],
+        encoder: Encoder | None,
+        index: LoadedIndex | None,
+        config: FeatureConfig | None = None,
+        weights: ScoreConfig | None = None,
+        complementarity: ComplementarityConfig | None = None,
+        alpha: float = FairConfig.alpha,
+        rule: NewcomerRule | None = None,
+        org_types: np.ndarray | None = None,
+        ranker: FittedRanker | None = None,
+    ) -> None:
         self.history = history
         self.names = names
         self.projects = projects
@@ -201,8 +211,16 @@ class Matcher:
             return None
         return int(self.history.project_ids[shared[np.argmax(self.history.project_years[shared])]])
 
-    def _explain(self, pos: int, f: Features, g: Gains, scores: np.ndarray, members: list[int], req: MatchRequest,
-                 elig: Eligibility) -> Recommendation:
+    def _explain(
+        self,
+        pos: int,
+        f: Features,
+        g: Gains,
+        scores: np.ndarray,
+        members: list[int],
+        req: MatchRequest,
+        elig: Eligibility,
+    ) -> Recommendation:
         """Reasons read from the same features and complementarity gains that scored the candidate."""
         h = self.history
         reasons: list[Reason] = []
@@ -212,9 +230,13 @@ class Matcher:
             if pid is not None:
                 known = True
                 title, year = self.projects.get(pid, (None, None))
-                reasons.append(Reason("worked_with", f"worked with {self._name(m)} in {title}"
-                                      + (f" ({year})" if year else ""),
-                                      {"partner_id": int(h.org_ids[m]), "project_id": pid}))
+                reasons.append(
+                    Reason(
+                        "worked_with",
+                        f"worked with {self._name(m)} in {title}" + (f" ({year})" if year else ""),
+                        {"partner_id": int(h.org_ids[m]), "project_id": pid},
+                    )
+                )
                 break
         if not known and f.two_hop[pos] > 0:
             partner_of_partner = True
@@ -222,33 +244,67 @@ class Matcher:
         sector = str(h.sectors[pos])
         if g.adds_sector[pos]:
             wanted = bool(g.adds_wanted_sector[pos])
-            reasons.append(Reason("adds_sector", f"adds sector {vocab.sectors().get(sector, sector)}"
-                                  + (" (wanted)" if wanted else ""), {"sector": sector, "wanted": wanted}))
+            reasons.append(
+                Reason(
+                    "adds_sector",
+                    f"adds sector {vocab.sectors().get(sector, sector)}" + (" (wanted)" if wanted else ""),
+                    {"sector": sector, "wanted": wanted},
+                )
+            )
         country = h.countries[pos]
         if g.adds_needed_country[pos]:
             n = len(elig.programme_countries) + 1
             ordinal = {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
-            reasons.append(Reason("adds_country", f"adds a {ordinal} programme country ({vocab.country_name(country)})",
-                                  {"country": country}))
+            reasons.append(
+                Reason(
+                    "adds_country",
+                    f"adds a {ordinal} programme country ({vocab.country_name(country)})",
+                    {"country": country},
+                )
+            )
         if f.best_project[pos] >= 0 and f.text[pos] > 0.3:
             pid = int(h.project_ids[f.best_project[pos]])
             title, year = self.projects.get(pid, (None, None))
-            reasons.append(Reason("similar_project", f'similar past project "{title}"' + (f" ({year})" if year else ""),
-                                  {"project_id": pid, "similarity": round(float(f.text[pos]), 3)}))
+            reasons.append(
+                Reason(
+                    "similar_project",
+                    f'similar past project "{title}"' + (f" ({year})" if year else ""),
+                    {"project_id": pid, "similarity": round(float(f.text[pos]), 3)},
+                )
+            )
         elif f.profile[pos] > 0.3:
-            reasons.append(Reason("similar_profile", "its profile matches your idea",
-                                  {"similarity": round(float(f.profile[pos]), 3)}))
+            reasons.append(
+                Reason(
+                    "similar_profile", "its profile matches your idea", {"similarity": round(float(f.profile[pos]), 3)}
+                )
+            )
         newcomer = bool(self.newcomer[pos])
         projects, coordinated = int(f.projects[pos]), int(f.coordinated[pos])
         if newcomer:
             reasons.append(Reason("newcomer", "new to the programme"))
         else:
-            reasons.append(Reason("experience", f"{projects} past project{'s' if projects != 1 else ''}, "
-                                  f"coordinated {coordinated}", {"projects": projects, "coordinated": coordinated}))
+            reasons.append(
+                Reason(
+                    "experience",
+                    f"{projects} past project{'s' if projects != 1 else ''}, coordinated {coordinated}",
+                    {"projects": projects, "coordinated": coordinated},
+                )
+            )
         with_it = check([self._member(p) for p in [*members, pos]], req.action)
-        return Recommendation(int(h.org_ids[pos]), self._name(pos), country or None, sector,
-                              round(float(scores[pos]), 4), newcomer, known, partner_of_partner, projects,
-                              coordinated, reasons, with_it)
+        return Recommendation(
+            int(h.org_ids[pos]),
+            self._name(pos),
+            country or None,
+            sector,
+            round(float(scores[pos]), 4),
+            newcomer,
+            known,
+            partner_of_partner,
+            projects,
+            coordinated,
+            reasons,
+            with_it,
+        )
 
     def _name(self, pos: int) -> str:
         org_id = int(self.history.org_ids[pos])
@@ -269,8 +325,11 @@ class Matcher:
             while len(added) < max_added:
                 elig = check([self._member(p) for p in team], req.action)
                 covered = {str(self.history.sectors[p]) for p in team}
-                if elig.eligible and set(req.sectors) <= covered and (not want_newcomer or any(
-                        self.newcomer[p] for p in added)):
+                if (
+                    elig.eligible
+                    and set(req.sectors) <= covered
+                    and (not want_newcomer or any(self.newcomer[p] for p in added))
+                ):
                     break
                 g = gains(self.history.countries, self.history.sectors, team, req.sectors, elig.countries_needed)
                 s = base + g.bonus(self.complementarity) * 3

@@ -31,8 +31,7 @@ class OrganisationFilter:
 
     @property
     def empty(self) -> bool:
-        return not (self.name.strip() or self.countries or self.sectors or self.org_types
-                    or self.newcomer is not None)
+        return not (self.name.strip() or self.countries or self.sectors or self.org_types or self.newcomer is not None)
 
 
 def participation_counts(session: Session) -> dict[int, int]:
@@ -40,16 +39,20 @@ def participation_counts(session: Session) -> dict[int, int]:
     return {
         int(o): int(n)
         for o, n in session.execute(
-            select(Participation.organisation_id, func.count(func.distinct(Participation.project_id)))
-            .group_by(Participation.organisation_id)
+            select(Participation.organisation_id, func.count(func.distinct(Participation.project_id))).group_by(
+                Participation.organisation_id
+            )
         )
     }
 
 
 def _newcomer_clause(rule: NewcomerRule) -> ColumnElement[bool]:
     """SQL form of ``rule``: at most ``max_projects`` distinct past projects."""
-    experienced = (select(Participation.organisation_id).group_by(Participation.organisation_id)
-                   .having(func.count(func.distinct(Participation.project_id)) > rule.max_projects))
+    experienced = (
+        select(Participation.organisation_id)
+        .group_by(Participation.organisation_id)
+        .having(func.count(func.distinct(Participation.project_id)) > rule.max_projects)
+    )
     return Organisation.id.not_in(experienced)
 
 
@@ -75,16 +78,16 @@ def filtered_ids(session: Session, f: OrganisationFilter, rule: NewcomerRule) ->
     return set(session.scalars(_filtered(select(Organisation.id), f, rule)))
 
 
-def count_organisations(session: Session, f: OrganisationFilter | None = None,
-                        rule: NewcomerRule | None = None) -> int:
+def count_organisations(session: Session, f: OrganisationFilter | None = None, rule: NewcomerRule | None = None) -> int:
     query = select(func.count()).select_from(Organisation)
     if f is not None and not f.empty:
         query = _filtered(query, f, rule or NewcomerRule())
     return int(session.scalar(query) or 0)
 
 
-def list_organisations(session: Session, f: OrganisationFilter, rule: NewcomerRule, offset: int,
-                       limit: int) -> list[Organisation]:
+def list_organisations(
+    session: Session, f: OrganisationFilter, rule: NewcomerRule, offset: int, limit: int
+) -> list[Organisation]:
     """One page of the filtered organisations in name order, paged in SQL."""
     query = _filtered(select(Organisation), f, rule).order_by(Organisation.name, Organisation.id)
     return list(session.scalars(query.offset(offset).limit(limit)))
@@ -101,8 +104,11 @@ def project_counts(session: Session, ids: Sequence[int]) -> dict[int, int]:
     """Past projects of the given organisations (0 for those without any)."""
     if not ids:
         return {}
-    rows = session.execute(select(Participation.organisation_id, func.count(func.distinct(Participation.project_id)))
-                           .where(Participation.organisation_id.in_(ids)).group_by(Participation.organisation_id))
+    rows = session.execute(
+        select(Participation.organisation_id, func.count(func.distinct(Participation.project_id)))
+        .where(Participation.organisation_id.in_(ids))
+        .group_by(Participation.organisation_id)
+    )
     found = {int(o): int(n) for o, n in rows}
     return {i: found.get(i, 0) for i in ids}
 
@@ -118,8 +124,10 @@ def find_by_id_or_pic(session: Session, ref: int | str) -> int | None:
 
 def named_organisations(session: Session) -> list[tuple[int, str]]:
     """(id, name) of every organisation with a name: what names typed by users are matched against."""
-    return [(int(i), str(n)) for i, n in session.execute(
-        select(Organisation.id, Organisation.name).where(Organisation.name.is_not(None)))]
+    return [
+        (int(i), str(n))
+        for i, n in session.execute(select(Organisation.id, Organisation.name).where(Organisation.name.is_not(None)))
+    ]
 
 
 def stats(session: Session, rule: NewcomerRule | None = None) -> dict[str, Any]:
@@ -162,6 +170,7 @@ def registry_fingerprint(session: Session, model_id: str) -> tuple[Any, ...]:
 
 # ---------------------------------------------------------------- experience
 
+
 def experience_table(session: Session, before_year: int | None = None) -> dict[int, Experience]:
     """Experience of every organisation with a participation (optionally only before a year)."""
     query = (
@@ -180,7 +189,8 @@ def experience_table(session: Session, before_year: int | None = None) -> dict[i
     partners = partner_counts(session, before_year)
     return {
         org_id: Experience(
-            projects=int(n), coordinated=int(coord or 0),
+            projects=int(n),
+            coordinated=int(coord or 0),
             first_year=int(first) if first is not None else None,
             last_year=int(last) if last is not None else None,
             partners=partners.get(org_id, 0),
@@ -207,8 +217,10 @@ def experience_of(session: Session, organisation_id: int) -> Experience:
         select(
             func.count(func.distinct(Participation.project_id)),
             func.sum(case((Participation.role == "coordinator", 1), else_=0)),
-            func.min(Project.year), func.max(Project.year),
-        ).join(Project, Project.id == Participation.project_id)
+            func.min(Project.year),
+            func.max(Project.year),
+        )
+        .join(Project, Project.id == Participation.project_id)
         .where(Participation.organisation_id == organisation_id)
     ).one()
     a, b = Participation.__table__.alias("a"), Participation.__table__.alias("b")
@@ -217,49 +229,63 @@ def experience_of(session: Session, organisation_id: int) -> Experience:
         .join(b, (a.c.project_id == b.c.project_id) & (a.c.organisation_id != b.c.organisation_id))
         .where(a.c.organisation_id == organisation_id)
     )
-    return Experience(int(n or 0), int(coord or 0), int(first) if first else None, int(last) if last else None,
-                      int(partners or 0))
+    return Experience(
+        int(n or 0), int(coord or 0), int(first) if first else None, int(last) if last else None, int(partners or 0)
+    )
 
 
 def projects_of(session: Session, organisation_id: int, limit: int = 50) -> list[dict[str, Any]]:
     """An organisation's past projects, most recent first."""
-    rows = session.execute(select(Project.identifier, Project.title, Project.year, Participation.role)
-                           .join(Participation, Participation.project_id == Project.id)
-                           .where(Participation.organisation_id == organisation_id)).all()
-    projects = [{"identifier": i, "title": t, "year": int(y) if y is not None else None, "role": r}
-                for i, t, y, r in rows]
-    return sorted(projects, key=lambda p: -(p["year"] or 0))[:limit]
+    rows = session.execute(
+        select(Project.identifier, Project.title, Project.year, Participation.role)
+        .join(Participation, Participation.project_id == Project.id)
+        .where(Participation.organisation_id == organisation_id)
+    ).all()
+    projects = [
+        {"identifier": i, "title": t, "year": int(y) if y is not None else None, "role": r} for i, t, y, r in rows
+    ]
+    return sorted(projects, key=lambda p: -int(p["year"] or 0))[:limit]
 
 
 def partners_of(session: Session, organisation_id: int, limit: int = 20) -> list[tuple[int, int]]:
     """(partner id, shared projects) of an organisation's most frequent past partners."""
     a, b = Participation.__table__.alias("a"), Participation.__table__.alias("b")
     rows = session.execute(
-        select(b.c.organisation_id, func.count()).join(a, a.c.project_id == b.c.project_id)
+        select(b.c.organisation_id, func.count())
+        .join(a, a.c.project_id == b.c.project_id)
         .where(a.c.organisation_id == organisation_id, b.c.organisation_id != organisation_id)
-        .group_by(b.c.organisation_id).order_by(func.count().desc(), b.c.organisation_id).limit(limit)).all()
+        .group_by(b.c.organisation_id)
+        .order_by(func.count().desc(), b.c.organisation_id)
+        .limit(limit)
+    ).all()
     return [(int(p), int(n)) for p, n in rows]
 
 
 # ---------------------------------------------------------------- what the matcher and the evaluation load
 
+
 def history_rows(session: Session) -> tuple[list[Any], list[Any], list[Any]]:
     """(organisations, projects with year, participations) for ``ranking.History``."""
-    orgs = session.execute(select(Organisation.id, Organisation.country, Organisation.sector)
-                           .order_by(Organisation.id)).all()
+    orgs = session.execute(
+        select(Organisation.id, Organisation.country, Organisation.sector).order_by(Organisation.id)
+    ).all()
     projects = session.execute(select(Project.id, Project.year).order_by(Project.id)).all()
-    parts = session.execute(select(Participation.organisation_id, Participation.project_id,
-                                   Participation.role)).all()
+    parts = session.execute(select(Participation.organisation_id, Participation.project_id, Participation.role)).all()
     return list(orgs), list(projects), list(parts)
 
 
-def labels(session: Session) -> tuple[dict[int, str], dict[int, str | None], dict[int, tuple[str | None, int | None]]]:
+def labels(
+    session: Session,
+) -> tuple[dict[int, str | None], dict[int, str | None], dict[int, tuple[str | None, int | None]]]:
     """Organisation names and types, and each project's label (title, else acronym) and year."""
     names = {int(i): n for i, n in session.execute(select(Organisation.id, Organisation.name))}
     types = {int(i): t for i, t in session.execute(select(Organisation.id, Organisation.org_type))}
-    projects = {int(pid): (title or acronym or ident, int(year) if year is not None else None)
-                for pid, title, acronym, ident, year in session.execute(
-                    select(Project.id, Project.title, Project.acronym, Project.identifier, Project.year))}
+    projects: dict[int, tuple[str | None, int | None]] = {
+        int(pid): (title or acronym or ident, int(year) if year is not None else None)
+        for pid, title, acronym, ident, year in session.execute(
+            select(Project.id, Project.title, Project.acronym, Project.identifier, Project.year)
+        )
+    }
     return names, types, projects
 
 
@@ -267,7 +293,8 @@ def project_texts(session: Session) -> dict[int, str]:
     """Each project's text for text relevance: title, topics (when there is other text), summary."""
     out = {}
     for pid, title, topics, summary in session.execute(
-            select(Project.id, Project.title, Project.topics, Project.summary)):
+        select(Project.id, Project.title, Project.topics, Project.summary)
+    ):
         parts = [title or "", " ".join(topics or []) if title or summary else "", summary or ""]
         out[int(pid)] = " ".join(p for p in parts if p).strip()
     return out
@@ -277,7 +304,8 @@ def consortia(session: Session) -> tuple[dict[int, list[tuple[int, str]]], dict[
     """Funded members (role not 'other') per project, project identifiers, and organisation PICs."""
     members: dict[int, list[tuple[int, str]]] = {}
     for pid, oid, role in session.execute(
-            select(Participation.project_id, Participation.organisation_id, Participation.role)):
+        select(Participation.project_id, Participation.organisation_id, Participation.role)
+    ):
         if role != "other":
             members.setdefault(int(pid), []).append((int(oid), role))
     identifiers = {int(i): s for i, s in session.execute(select(Project.id, Project.identifier))}
@@ -287,21 +315,35 @@ def consortia(session: Session) -> tuple[dict[int, list[tuple[int, str]]], dict[
 
 def contributions(session: Session) -> list[tuple[int, int, float | None]]:
     """(organisation, project, EU contribution) of every participation."""
-    return [(int(o), int(p), e) for o, p, e in session.execute(
-        select(Participation.organisation_id, Participation.project_id, Participation.ec_contribution))]
+    return [
+        (int(o), int(p), e)
+        for o, p, e in session.execute(
+            select(Participation.organisation_id, Participation.project_id, Participation.ec_contribution)
+        )
+    ]
 
 
-def load_sources(session: Session, before_year: int | None = None,
-                 organisation_ids: Iterable[int] | None = None) -> dict[int, ProfileSource]:
+def load_sources(
+    session: Session, before_year: int | None = None, organisation_ids: Iterable[int] | None = None
+) -> dict[int, ProfileSource]:
     """Profile inputs for every organisation (or the given ones), history before ``before_year``."""
-    query = select(Organisation.id, Organisation.name, Organisation.short_name, Organisation.org_type,
-                   Organisation.sector, Organisation.country, Organisation.city, Organisation.description)
+    query = select(
+        Organisation.id,
+        Organisation.name,
+        Organisation.short_name,
+        Organisation.org_type,
+        Organisation.sector,
+        Organisation.country,
+        Organisation.city,
+        Organisation.description,
+    )
     wanted = set(organisation_ids) if organisation_ids is not None else None
     if wanted is not None:
         query = query.where(Organisation.id.in_(wanted))
     sources = {row[0]: ProfileSource(*row) for row in session.execute(query)}
-    pq = (select(Participation.organisation_id, Project.id, Project.year, Project.title, Project.topics,
-                 Project.summary).join(Project, Project.id == Participation.project_id))
+    pq = select(
+        Participation.organisation_id, Project.id, Project.year, Project.title, Project.topics, Project.summary
+    ).join(Project, Project.id == Participation.project_id)
     if before_year is not None:
         pq = pq.where(Project.year < before_year)
     if wanted is not None:
@@ -309,8 +351,9 @@ def load_sources(session: Session, before_year: int | None = None,
     for org_id, project_id, y, title, topics, summary in session.execute(pq):
         src = sources.get(org_id)
         if src is not None:
-            src.projects.append(PastProject(project_id, int(y) if y is not None else None, title, topics or [],
-                                            summary))
+            src.projects.append(
+                PastProject(project_id, int(y) if y is not None else None, title, topics or [], summary)
+            )
     for src in sources.values():
         src.projects.sort(key=lambda p: (p.year or 0, p.project_id), reverse=True)
     return sources
@@ -318,13 +361,23 @@ def load_sources(session: Session, before_year: int | None = None,
 
 def embedding_hashes(session: Session, model_id: str) -> dict[int, str]:
     """Organisation id -> hash of the profile text its stored vector was made from."""
-    return {int(i): h for i, h in session.execute(
-        select(StoredEmbedding.organisation_id, StoredEmbedding.text_hash).where(StoredEmbedding.model_id == model_id))}
+    return {
+        int(i): h
+        for i, h in session.execute(
+            select(StoredEmbedding.organisation_id, StoredEmbedding.text_hash).where(
+                StoredEmbedding.model_id == model_id
+            )
+        )
+    }
 
 
 def embedding_vectors(session: Session, model_id: str, skip: Iterable[int] = ()) -> list[tuple[int, bytes]]:
     """Stored vectors of ``model_id`` (as raw float32 bytes), except for the ids in ``skip``."""
     skipped = set(skip)
-    return [(int(i), v) for i, v in session.execute(
-        select(StoredEmbedding.organisation_id, StoredEmbedding.vector).where(StoredEmbedding.model_id == model_id))
-        if i not in skipped]
+    return [
+        (int(i), v)
+        for i, v in session.execute(
+            select(StoredEmbedding.organisation_id, StoredEmbedding.vector).where(StoredEmbedding.model_id == model_id)
+        )
+        if i not in skipped
+    ]

@@ -93,7 +93,7 @@ def normalise_country(raw: str | None) -> str | None:
     aliases = _public(_vocab()["country_aliases"])
     upper = value.upper()
     if upper in aliases:
-        return aliases[upper]
+        return str(aliases[upper])
     if len(value) == 2 and pycountry.countries.get(alpha_2=upper) is not None:
         return upper
     if len(value) == 3:

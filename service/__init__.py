@@ -14,15 +14,18 @@ from flask_wtf.csrf import CSRFProtect
 from service.config import Settings
 
 if TYPE_CHECKING:
-    from embeddings.encoders import Encoder
+    from matcher.app import Encoder
 
 csrf = CSRFProtect()
 # limits are read from the app being served, so each app (and test) can set its own
-limiter = Limiter(key_func=get_remote_address,
-                  default_limits=[lambda: str(current_app.config["PARTNER_MATCH_RATE_LIMIT"])])
+limiter = Limiter(
+    key_func=get_remote_address, default_limits=[lambda: str(current_app.config["PARTNER_MATCH_RATE_LIMIT"])]
+)
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 def _secret_key(settings: Settings) -> str:
@@ -37,8 +40,9 @@ def _secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
-               config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, encoder: Encoder | None = None, config: Mapping[str, Any] | None = None
+) -> Flask:
     """The web service for ``settings`` (default: from the environment); ``encoder`` replaces the configured one.
 
     ``config`` overrides Flask settings (tests: ``TESTING``, ``RATELIMIT_ENABLED``...).

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from sqlalchemy.engine import make_url
 
 from matcher import importers, vocab
 from matcher.app import IndexUnavailable, OrganisationFilter, OrganisationQuery, PartnerMatch
+from matcher.db import redacted
 from service.config import Settings
 from service.state import build
 
@@ -31,8 +31,9 @@ class Context:
             except ValueError as exc:
                 raise click.ClickException(str(exc)) from exc
             except Exception as exc:  # unreachable server, bad URL: say which, without the password
-                raise click.ClickException(f"cannot open database {redacted(self.settings.database_url)}: "
-                                           f"{exc.__class__.__name__}") from exc
+                raise click.ClickException(
+                    f"cannot open database {redacted(self.settings.database_url)}: {exc.__class__.__name__}"
+                ) from exc
             if problem:
                 self._pm = None
                 raise click.ClickException(problem)
@@ -41,14 +42,6 @@ class Context:
     @property
     def pm(self) -> PartnerMatch:
         return self.open()
-
-
-def redacted(url: str) -> str:
-    """A database URL without its password, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: show nothing of it
-        return "(unparseable URL)"
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
@@ -70,7 +63,7 @@ def db_upgrade(ctx: Context) -> None:
     """Create the schema, or migrate it to this version (Alembic); nothing else changes it."""
     pm = ctx.open(check_schema=False)
     pm.db.upgrade()
-    click.echo(f"database {redacted(pm.db.url)} is at the current schema")
+    click.echo(f"database {pm.db.safe_url} is at the current schema")
 
 
 @db.command("status")
@@ -90,8 +83,7 @@ def db_status(ctx: Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @pass_ctx
-def import_cmd(ctx: Context, paths: tuple[Path, ...], fmt: str | None, demo: bool, as_json: bool,
-               quiet: bool) -> None:
+def import_cmd(ctx: Context, paths: tuple[Path, ...], fmt: str | None, demo: bool, as_json: bool, quiet: bool) -> None:
     """Import Erasmus+ exports, CORDIS data, ECHE holder lists or registry CSVs.
 
     Each path is imported in its own transaction: a file that cannot be read changes nothing.
@@ -132,8 +124,11 @@ def stats(ctx: Context, as_json: bool) -> None:
     click.echo(f"projects:       {data['projects']}")
     click.echo(f"participations: {data['participations']}")
     click.echo(f"newcomers:      {data['newcomers']} (at most {data['newcomer_max_projects']} past projects)")
-    for title, key, limit in (("by source", "by_source", 20), ("by sector", "by_sector", 20),
-                              ("by country (top 15)", "by_country", 15)):
+    for title, key, limit in (
+        ("by source", "by_source", 20),
+        ("by sector", "by_sector", 20),
+        ("by country (top 15)", "by_country", 15),
+    ):
         click.echo(f"{title}:")
         for name, n in list(data[key].items())[:limit]:
             click.echo(f"  {name:<20} {n}")
@@ -154,8 +149,10 @@ def index_build(ctx: Context, as_json: bool, quiet: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
         return
-    click.echo(f"embedded {summary.embedded}, reused {summary.reused}, total {summary.total} "
-               f"in {summary.seconds:.1f} s ({summary.model_id}, text {summary.text_version})")
+    click.echo(
+        f"embedded {summary.embedded}, reused {summary.reused}, total {summary.total} "
+        f"in {summary.seconds:.1f} s ({summary.model_id}, text {summary.text_version})"
+    )
     click.echo(f"serving version {summary.version}" + ("" if summary.swapped else " (unchanged)"))
 
 
@@ -174,8 +171,10 @@ def index_status_cmd(ctx: Context, as_json: bool) -> None:
     for v in status["versions"]:
         mark = "*" if v["current"] else " "
         if v["ok"]:
-            click.echo(f"{mark} {v['version']}  {v['count']} vectors  built {v['built_at']}"
-                       f"  {'STALE' if v['stale'] else 'up to date'}")
+            click.echo(
+                f"{mark} {v['version']}  {v['count']} vectors  built {v['built_at']}"
+                f"  {'STALE' if v['stale'] else 'up to date'}"
+            )
         else:
             click.echo(f"{mark} {v['version']}  REFUSED: {v['error']}")
 
@@ -197,10 +196,20 @@ def ranker() -> None:
 
 
 @ranker.command("fit")
-@click.option("--years", type=click.IntRange(1, 20), default=3, show_default=True,
-              help="Learn from consortia of the latest N years.")
-@click.option("--max-consortia", type=click.IntRange(50), default=8000, show_default=True,
-              help="Sample at most this many (consortium, hidden member) examples.")
+@click.option(
+    "--years",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Learn from consortia of the latest N years.",
+)
+@click.option(
+    "--max-consortia",
+    type=click.IntRange(50),
+    default=8000,
+    show_default=True,
+    help="Sample at most this many (consortium, hidden member) examples.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @pass_ctx
@@ -210,24 +219,36 @@ def ranker_fit(ctx: Context, years: int, max_consortia: int, as_json: bool, quie
         fitted = ctx.pm.fit_ranker(years, max_consortia, progress=not quiet)
     except ValueError as exc:  # too little history: whatever was saved before stays in use
         raise click.ClickException(f"no ranker fitted: {exc}") from exc
-    summary = {"kind": fitted.kind, "consortia": fitted.consortia, "validation_recall@10": fitted.validation,
-               "directory": str(ctx.settings.ranker_path)}
+    summary = {
+        "kind": fitted.kind,
+        "consortia": fitted.consortia,
+        "validation_recall@10": fitted.validation,
+        "directory": str(ctx.settings.ranker_path),
+    }
     if as_json:
         click.echo(json.dumps(summary))
         return
     v = fitted.validation
-    click.echo(f"fitted on {fitted.consortia} consortia; held-out recall@10: LambdaMART {v['lambdamart']:.3f}, "
-               f"default {v['default']:.3f}")
-    click.echo("the service will use LambdaMART" if fitted.kind == "lambdamart"
-               else "LambdaMART does not beat the default scorer: the service keeps the default")
+    click.echo(
+        f"fitted on {fitted.consortia} consortia; held-out recall@10: LambdaMART {v['lambdamart']:.3f}, "
+        f"default {v['default']:.3f}"
+    )
+    click.echo(
+        "the service will use LambdaMART"
+        if fitted.kind == "lambdamart"
+        else "LambdaMART does not beat the default scorer: the service keeps the default"
+    )
 
 
 @ranker.command("remove")
 @pass_ctx
 def ranker_remove(ctx: Context) -> None:
     """Serve the default scorer again."""
-    click.echo("removed the fitted ranker; the service uses the default scorer" if ctx.pm.remove_ranker()
-               else "no fitted ranker to remove")
+    click.echo(
+        "removed the fitted ranker; the service uses the default scorer"
+        if ctx.pm.remove_ranker()
+        else "no fitted ranker to remove"
+    )
 
 
 def _codes(values: tuple[str, ...], check: Callable[[str], str | None]) -> tuple[str, ...]:
@@ -251,18 +272,34 @@ def _codes(values: tuple[str, ...], check: Callable[[str], str | None]) -> tuple
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="A JSON list.")
 @pass_ctx
-def search(ctx: Context, text: str, country: tuple[str, ...], sector: tuple[str, ...], org_type: tuple[str, ...],
-           newcomer: bool | None, k: int, as_json: bool) -> None:
+def search(
+    ctx: Context,
+    text: str,
+    country: tuple[str, ...],
+    sector: tuple[str, ...],
+    org_type: tuple[str, ...],
+    newcomer: bool | None,
+    k: int,
+    as_json: bool,
+) -> None:
     """Nearest organisations to TEXT by profile similarity (the same search as the API and the pages)."""
-    query = OrganisationQuery(OrganisationFilter(countries=_codes(country, vocab.normalise_country),
-                                                 sectors=_codes(sector, vocab.check_sector), org_types=org_type,
-                                                 newcomer=newcomer), theme=text, page_size=k)
+    query = OrganisationQuery(
+        OrganisationFilter(
+            countries=_codes(country, vocab.normalise_country),
+            sectors=_codes(sector, vocab.check_sector),
+            org_types=org_type,
+            newcomer=newcomer,
+        ),
+        theme=text,
+        page_size=k,
+    )
     try:
         found = ctx.pm.search(query)
     except IndexUnavailable as exc:
         raise click.ClickException("; ".join(exc.reasons)) from exc
-    results = [{"id": o.id, "name": o.name, "country": o.country, "sector": o.sector, "score": o.score}
-               for o in found.items]
+    results = [
+        {"id": o.id, "name": o.name, "country": o.country, "sector": o.sector, "score": o.score} for o in found.items
+    ]
     if as_json:
         click.echo(json.dumps(results, indent=2, ensure_ascii=False))
         return
@@ -278,8 +315,15 @@ def search(ctx: Context, text: str, country: tuple[str, ...], sector: tuple[str,
 @click.option("--limit", type=int, help="Evaluate only the first N queries (for a quick look).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @pass_ctx
-def evaluate(ctx: Context, data: tuple[Path, ...], protocol: str, test_from_year: int | None,
-             json_out: Path | None, limit: int | None, quiet: bool) -> None:
+def evaluate(
+    ctx: Context,
+    data: tuple[Path, ...],
+    protocol: str,
+    test_from_year: int | None,
+    json_out: Path | None,
+    limit: int | None,
+    quiet: bool,
+) -> None:
     """Measure how often the matcher finds the partner real CORDIS consortia chose."""
     from matcher.evaluation import evaluate as run_evaluation
     from matcher.evaluation import format_table

@@ -10,17 +10,26 @@ from werkzeug.exceptions import HTTPException
 from matcher.app import IndexUnavailable
 
 RETRY_AFTER = "30"
-TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-          413: "Request too large", 415: "Unsupported media type", 429: "Too many requests",
-          500: "Something went wrong", 503: "Search is not available right now"}
+TITLES = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Search is not available right now",
+}
 
 
 def wants_json() -> bool:
     return request.path.startswith(("/api/", "/livez", "/readyz", "/openapi.json"))
 
 
-def error_response(status: int, error: str, detail: list[dict[str, Any]] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, error: str, detail: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None
+) -> Response:
     """The one shape of every JSON error: {"error": ..., "detail": [{"field": ..., "message": ...}]}."""
     response = jsonify({"error": error, "detail": detail or []})
     response.status_code = status
@@ -29,10 +38,14 @@ def error_response(status: int, error: str, detail: list[dict[str, Any]] | None 
     return response
 
 
-def error_page(status: int, message: str, reasons: list[str] | None = None,
-               headers: dict[str, str] | None = None) -> Response:
-    response = Response(render_template("error.html", title=TITLES.get(status, "Error"), message=message,
-                                        reasons=reasons or []), status=status, mimetype="text/html")
+def error_page(
+    status: int, message: str, reasons: list[str] | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    response = Response(
+        render_template("error.html", title=TITLES.get(status, "Error"), message=message, reasons=reasons or []),
+        status=status,
+        mimetype="text/html",
+    )
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -42,10 +55,15 @@ def unavailable(exc: IndexUnavailable) -> Response:
     """503 with the reasons, in the format the path calls for."""
     headers = {"Retry-After": RETRY_AFTER}
     if wants_json():
-        return error_response(503, "search index unavailable",
-                              [{"field": "index", "message": r} for r in exc.reasons], headers)
-    return error_page(503, "The search index is being prepared or could not be loaded. Please try again in a minute.",
-                      exc.reasons, headers)
+        return error_response(
+            503, "search index unavailable", [{"field": "index", "message": r} for r in exc.reasons], headers
+        )
+    return error_page(
+        503,
+        "The search index is being prepared or could not be loaded. Please try again in a minute.",
+        exc.reasons,
+        headers,
+    )
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -56,8 +74,9 @@ def _http_error(exc: HTTPException) -> Response:
     if wants_json():
         field = {404: "path", 405: "method", 413: "body", 429: "rate"}.get(status, "body")
         value = {404: request.path, 405: request.method}.get(status, message)
-        return error_response(status, TITLES.get(status, "error").lower(), [{"field": field, "message": value}],
-                              headers)
+        return error_response(
+            status, TITLES.get(status, "error").lower(), [{"field": field, "message": value}], headers
+        )
     return error_page(status, message, headers=headers)
 
 

@@ -24,7 +24,8 @@ from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberR
 from matcher import vocab
 from matcher.app import DraftPanel
 from matcher.recommend import MatchRequest
-from service.api import NewcomersQuery, newcomer_items, newcomers_csv
+from service.api import newcomer_items, newcomers_csv
+from service.schemas import NewcomersQuery
 from service.state import partner_match
 
 bp = Blueprint("pages", __name__)
@@ -45,17 +46,27 @@ def country_choices() -> list[tuple[str, str]]:
 
 
 class SearchForm(FlaskForm):
-    idea = TextAreaField("Your project idea", validators=[DataRequired(), Length(max=5000)],
-                         description="What do you want to do, with whom, for whom?")
-    applicant = StringField("Your organisation", validators=[Optional(), Length(max=300)],
-                            description="Start typing its name")
-    partners = TextAreaField("Partners already found", validators=[Optional(), Length(max=3000)],
-                             description="One organisation name per line")
+    idea = TextAreaField(
+        "Your project idea",
+        validators=[DataRequired(), Length(max=5000)],
+        description="What do you want to do, with whom, for whom?",
+    )
+    applicant = StringField(
+        "Your organisation", validators=[Optional(), Length(max=300)], description="Start typing its name"
+    )
+    partners = TextAreaField(
+        "Partners already found",
+        validators=[Optional(), Length(max=3000)],
+        description="One organisation name per line",
+    )
     action = SelectField("Action", choices=ACTIONS, default="cooperation")
     sectors = MultiCheckboxField("Sectors you want in the consortium", choices=sector_choices())
     countries = SelectMultipleField("Only these countries (optional)", choices=country_choices())
-    newcomer_share = IntegerField("Share of newcomers in the results (%)", default=round(100 * MatchRequest.newcomer_share),
-                                  validators=[InputRequired(), NumberRange(0, 100)])
+    newcomer_share = IntegerField(
+        "Share of newcomers in the results (%)",
+        default=round(100 * MatchRequest.newcomer_share),
+        validators=[InputRequired(), NumberRange(0, 100)],
+    )
 
 
 class DraftForm(FlaskForm):
@@ -66,13 +77,19 @@ class DraftForm(FlaskForm):
 class RegisterForm(FlaskForm):
     name = StringField("Organisation name", validators=[DataRequired(), Length(min=2, max=300)])
     sector = SelectField("Sector", choices=sector_choices(), validators=[DataRequired()])
-    organisation_type = StringField("Type of organisation", validators=[Optional(), Length(max=300)],
-                                    description="e.g. Vocational school, Youth organisation, SME")
+    organisation_type = StringField(
+        "Type of organisation",
+        validators=[Optional(), Length(max=300)],
+        description="e.g. Vocational school, Youth organisation, SME",
+    )
     country = SelectField("Country", choices=vocab.country_choices(vocab.registrable_countries()))
     city = StringField("City", validators=[Optional(), Length(max=200)])
     website = URLField("Website", validators=[Optional(), URL(), Length(max=300)])
-    description = TextAreaField("What your organisation does", validators=[DataRequired(), Length(min=20, max=5000)],
-                                description="Your field, target groups, what you would bring to a partnership")
+    description = TextAreaField(
+        "What your organisation does",
+        validators=[DataRequired(), Length(min=20, max=5000)],
+        description="Your field, target groups, what you would bring to a partnership",
+    )
 
 
 class NewcomerFilter(Form):
@@ -82,8 +99,13 @@ class NewcomerFilter(Form):
 
 
 def members_of(search: dict[str, Any]) -> list[int]:
-    return list(dict.fromkeys(([search["applicant"]] if search.get("applicant") else []) + search.get("partners", [])
-                              + session.get("draft", [])))
+    return list(
+        dict.fromkeys(
+            ([search["applicant"]] if search.get("applicant") else [])
+            + search.get("partners", [])
+            + session.get("draft", [])
+        )
+    )
 
 
 @bp.get("/")
@@ -116,10 +138,15 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
         for field, message in errors:
             getattr(form, field).errors = [*getattr(form, field).errors, message]
         return render_template("search.html", form=form), 400
-    session["search"] = {"idea": form.idea.data, "action": form.action.data, "applicant": applicant,
-                         "partners": partners, "sectors": form.sectors.data or [],
-                         "countries": form.countries.data or [],
-                         "newcomer_share": (form.newcomer_share.data or 0) / 100}
+    session["search"] = {
+        "idea": form.idea.data,
+        "action": form.action.data,
+        "applicant": applicant,
+        "partners": partners,
+        "sectors": form.sectors.data or [],
+        "countries": form.countries.data or [],
+        "newcomer_share": (form.newcomer_share.data or 0) / 100,
+    }
     session["draft"] = []
     return redirect(url_for("pages.results"))
 
@@ -129,11 +156,16 @@ def current_request(extra: dict[str, Any] | None = None) -> MatchRequest | None:
     if not search:
         return None
     params = {**search, **(extra or {})}
-    return MatchRequest(idea=params["idea"], action=params["action"], applicant=params.get("applicant"),
-                        partners=[*params.get("partners", []), *session.get("draft", [])],
-                        sectors=params.get("sectors", []), countries=params.get("countries", []),
-                        newcomer_share=params.get("newcomer_share", MatchRequest.newcomer_share),
-                        k=params.get("k", 10))
+    return MatchRequest(
+        idea=params["idea"],
+        action=params["action"],
+        applicant=params.get("applicant"),
+        partners=[*params.get("partners", []), *session.get("draft", [])],
+        sectors=params.get("sectors", []),
+        countries=params.get("countries", []),
+        newcomer_share=params.get("newcomer_share", MatchRequest.newcomer_share),
+        k=params.get("k", 10),
+    )
 
 
 @bp.get("/results")
@@ -160,15 +192,27 @@ def results() -> str | WerkzeugResponse:
         rows = [r for r in rows if r.newcomer]
     elif show == "known":
         rows = [r for r in rows if r.known_partner or r.partner_of_partner]
-    return render_template("results.html", results=rows, request_=req, panel=draft_panel(), country=country,
-                           show=show, draft_form=DraftForm(), countries=country_choices())
+    return render_template(
+        "results.html",
+        results=rows,
+        request_=req,
+        panel=draft_panel(),
+        country=country,
+        show=show,
+        draft_form=DraftForm(),
+        countries=country_choices(),
+    )
 
 
 def draft_panel() -> dict[str, Any]:
     search = session.get("search") or {}
     found: DraftPanel = partner_match().draft(members_of(search), search.get("action", "cooperation"))
-    return {"members": found.members, "eligibility": found.eligibility, "draft": set(session.get("draft", [])),
-            "applicant": search.get("applicant")}
+    return {
+        "members": found.members,
+        "eligibility": found.eligibility,
+        "draft": set(session.get("draft", [])),
+        "applicant": search.get("applicant"),
+    }
 
 
 @bp.post("/draft")
@@ -203,8 +247,9 @@ def organisation(org_id: int) -> str:
     detail = partner_match().organisation(org_id)
     if detail is None:
         abort(404)
-    return render_template("organisation.html", org=detail, draft_form=DraftForm(),
-                           in_search=bool(session.get("search")))
+    return render_template(
+        "organisation.html", org=detail, draft_form=DraftForm(), in_search=bool(session.get("search"))
+    )
 
 
 def _newcomer_query() -> NewcomersQuery:
@@ -212,8 +257,9 @@ def _newcomer_query() -> NewcomersQuery:
     if not form.validate():
         abort(400, "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items()))
     try:
-        return NewcomersQuery(theme=form.theme.data or "", country=form.country.data or None,
-                              sector=form.sector.data or None, limit=50)
+        return NewcomersQuery(
+            theme=form.theme.data or "", country=form.country.data or None, sector=form.sector.data or None, limit=50
+        )
     except ValueError as exc:
         abort(400, str(exc))
 
@@ -221,8 +267,12 @@ def _newcomer_query() -> NewcomersQuery:
 @bp.get("/newcomers")
 def newcomers() -> str:
     items = newcomer_items(_newcomer_query())
-    return render_template("newcomers.html", items=items, form=NewcomerFilter(request.args),
-                           csv_url=url_for("pages.newcomers_download", **request.args))
+    return render_template(
+        "newcomers.html",
+        items=items,
+        form=NewcomerFilter(request.args),
+        csv_url=url_for("pages.newcomers_download") + ("?" + request.query_string.decode() if request.args else ""),
+    )
 
 
 @bp.get("/newcomers.csv")
@@ -237,10 +287,17 @@ def register() -> str | WerkzeugResponse | tuple[str, int]:
         if not form.validate_on_submit():
             return render_template("register.html", form=form), 400
         try:
-            org_id = partner_match().register({
-                "name": form.name.data, "sector": form.sector.data, "organisation_type": form.organisation_type.data,
-                "country": form.country.data, "city": form.city.data, "website": form.website.data,
-                "description": form.description.data})
+            org_id = partner_match().register(
+                {
+                    "name": form.name.data,
+                    "sector": form.sector.data,
+                    "organisation_type": form.organisation_type.data,
+                    "country": form.country.data,
+                    "city": form.city.data,
+                    "website": form.website.data,
+                    "description": form.description.data,
+                }
+            )
         except ValueError as exc:
             form.name.errors = [*form.name.errors, str(exc)]
             return render_template("register.html", form=form), 400

@@ -19,8 +19,9 @@ from service.config import Settings
 def build(settings: Settings, encoder: Encoder | None = None) -> PartnerMatch:
     """The front door for these settings; the model is loaded on first use, not here."""
     if encoder is None and settings.encoder not in ENCODERS:
-        raise ValueError(f"PARTNER_MATCH_ENCODER: unknown encoder {settings.encoder!r}; "
-                         f"expected one of {', '.join(ENCODERS)}")
+        raise ValueError(
+            f"PARTNER_MATCH_ENCODER: unknown encoder {settings.encoder!r}; expected one of {', '.join(ENCODERS)}"
+        )
     return PartnerMatch(
         Database(settings.database_url),
         encoder if encoder is not None else (lambda: load_encoder(settings.encoder)),

@@ -23,10 +23,19 @@ def first_pair(client):  # type: ignore[no-untyped-def]
 
 def test_recommendations(client) -> None:  # type: ignore[no-untyped-def]
     applicant, partner = first_pair(client)
-    r = client.post("/api/v1/recommendations", json={
-        "idea": "inclusive education and digital skills", "action": "cooperation", "applicant": applicant,
-        "partners": [partner], "sectors": ["enterprise"], "exclude_countries": ["DE"], "k": 8,
-        "newcomer_share": 0.3})
+    r = client.post(
+        "/api/v1/recommendations",
+        json={
+            "idea": "inclusive education and digital skills",
+            "action": "cooperation",
+            "applicant": applicant,
+            "partners": [partner],
+            "sectors": ["enterprise"],
+            "exclude_countries": ["DE"],
+            "k": 8,
+            "newcomer_share": 0.3,
+        },
+    )
     assert r.status_code == 200, r.get_json()
     data = r.get_json()
     assert len(data["results"]) == 8 and data["meta"]["index_version"]
@@ -41,18 +50,21 @@ def test_recommendations(client) -> None:  # type: ignore[no-untyped-def]
     assert data["eligibility"]["eligible"] in (True, False) and isinstance(data["eligibility"]["missing"], list)
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"idea": "x", "countries": ["XX"]}, "countries"),
-    ({"idea": "x", "sectors": ["astrology"]}, "sectors"),
-    ({"idea": "x", "k": 0}, "k"),
-    ({"idea": "x", "k": 5000}, "k"),
-    ({"idea": "x" * 6000}, "idea"),
-    ({"idea": "x", "action": "mobility"}, "action"),
-    ({"idea": "x", "newcomer_share": 1.5}, "newcomer_share"),
-    ({"idea": "x", "applicant": 999999}, "applicant"),
-    ({"idea": "x", "partners": ["123456789"]}, "partners.0"),
-    ({"idea": "x", "surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"idea": "x", "countries": ["XX"]}, "countries"),
+        ({"idea": "x", "sectors": ["astrology"]}, "sectors"),
+        ({"idea": "x", "k": 0}, "k"),
+        ({"idea": "x", "k": 5000}, "k"),
+        ({"idea": "x" * 6000}, "idea"),
+        ({"idea": "x", "action": "mobility"}, "action"),
+        ({"idea": "x", "newcomer_share": 1.5}, "newcomer_share"),
+        ({"idea": "x", "applicant": 999999}, "applicant"),
+        ({"idea": "x", "partners": ["123456789"]}, "partners.0"),
+        ({"idea": "x", "surprise": 1}, "surprise"),
+    ],
+)
 def test_recommendations_bad_input(client, body, field) -> None:  # type: ignore[no-untyped-def]
     r = client.post("/api/v1/recommendations", json=body)
     assert r.status_code == 400, r.get_json()
@@ -69,8 +81,10 @@ def test_not_json_and_too_large(client) -> None:  # type: ignore[no-untyped-def]
 
 def test_consortia(client) -> None:  # type: ignore[no-untyped-def]
     applicant, _ = first_pair(client)
-    r = client.post("/api/v1/consortia", json={"idea": "green skills in VET", "applicant": applicant,
-                                                "sectors": ["vet", "enterprise"], "n": 3})
+    r = client.post(
+        "/api/v1/consortia",
+        json={"idea": "green skills in VET", "applicant": applicant, "sectors": ["vet", "enterprise"], "n": 3},
+    )
     assert r.status_code == 200
     proposals = r.get_json()["consortia"]
     assert proposals and all(c["eligibility"]["eligible"] for c in proposals)
@@ -95,13 +109,19 @@ def test_organisations_listing_and_detail(client) -> None:  # type: ignore[no-un
 
 
 def test_register_then_found_without_rebuild(client) -> None:  # type: ignore[no-untyped-def]
-    body = {"name": "Nordlys Marine Robotics Club", "country": "NO", "sector": "youth",
-            "description": "Teenagers build underwater robots to monitor fjord ecosystems and plastic waste."}
+    body = {
+        "name": "Nordlys Marine Robotics Club",
+        "country": "NO",
+        "sector": "youth",
+        "description": "Teenagers build underwater robots to monitor fjord ecosystems and plastic waste.",
+    }
     r = client.post("/api/v1/organisations", json=body)
     assert r.status_code == 201, r.get_json()
     new_id = r.get_json()["id"]
-    r = client.post("/api/v1/recommendations", json={"idea": "underwater robots fjord plastic waste teenagers",
-                                                     "countries": ["NO"], "k": 5})
+    r = client.post(
+        "/api/v1/recommendations",
+        json={"idea": "underwater robots fjord plastic waste teenagers", "countries": ["NO"], "k": 5},
+    )
     assert new_id in [x["organisation"]["id"] for x in r.get_json()["results"]]
     listed = client.get("/api/v1/newcomers?theme=underwater robots fjord&country=NO").get_json()["items"]
     assert listed[0]["id"] == new_id
@@ -152,8 +172,15 @@ def test_security_headers_and_rate_limit(demo_env) -> None:  # type: ignore[no-u
 def test_openapi_document(client) -> None:  # type: ignore[no-untyped-def]
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
-    assert {"/api/v1/recommendations", "/api/v1/consortia", "/api/v1/organisations", "/api/v1/newcomers",
-            "/api/v1/organisations/{org_id}", "/livez", "/readyz"} <= set(doc["paths"])
+    assert {
+        "/api/v1/recommendations",
+        "/api/v1/consortia",
+        "/api/v1/organisations",
+        "/api/v1/newcomers",
+        "/api/v1/organisations/{org_id}",
+        "/livez",
+        "/readyz",
+    } <= set(doc["paths"])
     assert client.get("/apidoc/swagger/").status_code in (200, 308)
 
 
@@ -201,8 +228,11 @@ def test_ranker_fit_refuses_too_little_history_and_a_stale_ranker_is_reported(ru
     served = client.post("/api/v1/recommendations", json=body).get_json()["results"]
     assert len(served) == 5 and client.get("/readyz").status_code == 200
     # a ranker fitted by another version (other feature columns) is refused visibly; the default serves
-    (ranker_dir / "ranker.json").write_text(json.dumps({"kind": "lambdamart", "features": ["ties"], "config": {},
-                                                        "validation_recall@10": {}, "consortia": 1}))
+    (ranker_dir / "ranker.json").write_text(
+        json.dumps(
+            {"kind": "lambdamart", "features": ["ties"], "config": {}, "validation_recall@10": {}, "consortia": 1}
+        )
+    )
     r = client.post("/api/v1/recommendations", json=body)
     assert r.status_code == 200 and len(r.get_json()["results"]) == 5
     ready = client.get("/readyz")

@@ -39,9 +39,19 @@ def page(live_server):  # type: ignore[no-untyped-def]
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         pg = context.new_page()
         pg.set_default_timeout(20_000)
@@ -103,7 +113,8 @@ def test_register_then_find_by_search(page, live_server) -> None:  # type: ignor
     page.get_by_label("Country").select_option("NO")
     page.get_by_label("City").fill("Tromsø")
     page.get_by_label("What your organisation does").fill(
-        "We train young beekeepers and run apprenticeships in arctic beekeeping and honey production.")
+        "We train young beekeepers and run apprenticeships in arctic beekeeping and honey production."
+    )
     page.get_by_role("button", name="Register").click()
     page.wait_for_url("**/organisations/*")
     assert "registered" in page.locator(".flash").inner_text()

@@ -13,18 +13,40 @@ from service.cli import main
 from tests.conftest import shared_path
 
 
+@pytest.mark.slow  # fits LambdaMART on every consortium of cordis-2014: minutes
 def test_evaluate_command_small(runner, cli_env, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
     out = tmp_path / "report.json"
-    result = runner.invoke(main, ["evaluate", str(shared_path("cordis-2014")), "--protocol", "loo", "--limit", "40",
-                                  "--json", str(out), "--quiet"])
+    result = runner.invoke(
+        main,
+        [
+            "evaluate",
+            str(shared_path("cordis-2014")),
+            "--protocol",
+            "loo",
+            "--limit",
+            "40",
+            "--json",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["protocol"] == "loo" and report["queries"] == 40
     assert set(report["methods"]) == set(METHODS)
     for metrics in report["methods"].values():
-        assert {"recall@10", "recall@50", "mrr", "recall@10_newcomer", "recall@10_repeat", "newcomers", "repeats",
-                "newcomer_exposure@10", "coverage@10"} <= set(metrics)
+        assert {
+            "recall@10",
+            "recall@50",
+            "mrr",
+            "recall@10_newcomer",
+            "recall@10_repeat",
+            "newcomers",
+            "repeats",
+            "newcomer_exposure@10",
+            "coverage@10",
+        } <= set(metrics)
         assert 0 <= metrics["recall@10"] <= metrics["recall@50"] <= 1
     bad = runner.invoke(main, ["evaluate", str(shared_path("cordis-2014")), "--protocol", "time"])
     assert bad.exit_code == 2 and "--test-from-year" in bad.output
@@ -43,8 +65,13 @@ def test_run_L_leave_one_out() -> None:
 
 @pytest.mark.slow
 def test_run_T_time_split() -> None:
-    report = evaluate([shared_path("cordis-2014"), shared_path("cordis-ecsel"), shared_path("cordis-h2020-graph.zip")],
-                      "time", 2020, encoder=load_encoder(), progress=False)
+    report = evaluate(
+        [shared_path("cordis-2014"), shared_path("cordis-ecsel"), shared_path("cordis-h2020-graph.zip")],
+        "time",
+        2020,
+        encoder=load_encoder(),
+        progress=False,
+    )
     m = report["methods"]
     assert 1700 <= report["queries"] <= 1900
     # the bars; measured 0.215, 0.200, 0.300 and 0.921 (README)

@@ -113,8 +113,12 @@ def test_real_erasmus_plus_rows(db: Database, tmp_path: Path) -> None:
         assert vet is not None and vet.sector == "vet"
         n_orgs = s.scalar(select(func.count()).select_from(Organisation))
         n_parts = s.scalar(select(func.count()).select_from(Participation))
-    expected = sum(1 for r in rows for k, v in r.items()
-                   if v and (k == "Coordinating organisation name" or (k.startswith("Partner") and k.endswith("name"))))
+    expected = sum(
+        1
+        for r in rows
+        for k, v in r.items()
+        if v and (k == "Coordinating organisation name" or (k.startswith("Partner") and k.endswith("name")))
+    )
     assert n_parts == expected and n_orgs == expected
     assert run_import(db, path).changed == 0
 
@@ -185,6 +189,7 @@ def test_unreadable_file_changes_nothing(db: Database, tmp_path: Path, runner, c
     assert counts(db) == before
 
     from service.cli import main
+
     result = runner.invoke(main, ["import", "--quiet", str(garbage)])
     assert result.exit_code == 1
     assert "cannot be read as a zip" in result.output and "nothing was imported" in result.output
@@ -194,15 +199,22 @@ def test_same_project_org_rows_merge_and_names(sqlite_db: Database, tmp_path: Pa
     folder = tmp_path / "cordis"
     folder.mkdir()
     header = BROKEN.splitlines()[0]
-    (folder / "organization.csv").write_text("\n".join([
-        header,
-        "1;A;999999901;;OLD NAME GMBH;;;PRC;;;;DE;;;;;1;thirdParty;;;;;",
-        "1;A;999999901;;OLD NAME GMBH;ON;;PRC;;;Berlin;DE;;;;;2;coordinator;50.0;;;;",
-        "2;B;999999901;;NEW NAME GMBH;;;PRC;;;;DE;;;;;1;participant;;;;;",
-    ]) + "\n")
-    (folder / "project.csv").write_text(PROJECTS.splitlines()[0] + "\n"
-                                        "1;A;CLOSED;Old;2015-01-01;;;;;;H2020;;;RIA;;;;;\n"
-                                        "2;B;CLOSED;New;2020-01-01;;;;;;H2020;;;RIA;;;;;\n")
+    (folder / "organization.csv").write_text(
+        "\n".join(
+            [
+                header,
+                "1;A;999999901;;OLD NAME GMBH;;;PRC;;;;DE;;;;;1;thirdParty;;;;;",
+                "1;A;999999901;;OLD NAME GMBH;ON;;PRC;;;Berlin;DE;;;;;2;coordinator;50.0;;;;",
+                "2;B;999999901;;NEW NAME GMBH;;;PRC;;;;DE;;;;;1;participant;;;;;",
+            ]
+        )
+        + "\n"
+    )
+    (folder / "project.csv").write_text(
+        PROJECTS.splitlines()[0] + "\n"
+        "1;A;CLOSED;Old;2015-01-01;;;;;;H2020;;;RIA;;;;;\n"
+        "2;B;CLOSED;New;2020-01-01;;;;;;H2020;;;RIA;;;;;\n"
+    )
     run_import(sqlite_db, folder)
     with sqlite_db.session() as s:
         org = s.scalars(select(Organisation)).one()
@@ -215,10 +227,13 @@ def test_same_project_org_rows_merge_and_names(sqlite_db: Database, tmp_path: Pa
 
 def test_duplicates_flagged_not_merged(sqlite_db: Database, tmp_path: Path) -> None:
     path = tmp_path / "orgs.csv"
-    path.write_text("name,country,description\n"
-                    "Universidad de Valencia,ES,A university\n"
-                    "Universidad de Valencia UV,ES,The same university written differently\n"
-                    "Universidad de Valencia,PT,Another country: not a duplicate\n", encoding="utf-8")
+    path.write_text(
+        "name,country,description\n"
+        "Universidad de Valencia,ES,A university\n"
+        "Universidad de Valencia UV,ES,The same university written differently\n"
+        "Universidad de Valencia,PT,Another country: not a duplicate\n",
+        encoding="utf-8",
+    )
     summary = run_import(sqlite_db, path)
     assert summary.counts["organisations_created"] == 3
     with sqlite_db.session() as s:
@@ -233,8 +248,11 @@ def test_eche_shares_pic_with_cordis(sqlite_db: Database) -> None:
     assert summary.format == "eche" and summary.rows_read == 5912
     assert summary.counts["organisations_updated"] > 100  # shared PICs give one organisation
     with sqlite_db.session() as s:
-        merged = s.scalar(select(func.count()).select_from(Organisation)
-                          .where(Organisation.oid.is_not(None), Organisation.sources.contains("cordis")))
+        merged = s.scalar(
+            select(func.count())
+            .select_from(Organisation)
+            .where(Organisation.oid.is_not(None), Organisation.sources.contains("cordis"))
+        )
     assert merged and merged > 100
     assert counts(sqlite_db)[0] == before + summary.counts["organisations_created"]
     assert run_import(sqlite_db, shared_path("eche", "eche-holders-2021-2027.xlsx")).changed == 0

@@ -30,6 +30,7 @@ def unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
+@pytest.mark.slow  # loads the real model: about 20 s
 def test_minilm_loads_offline_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
@@ -58,7 +59,8 @@ def test_exact_search_is_brute_force_and_filters_hold(n: int, k: int, seed: int,
     hits = loaded.search(query, k)
     brute = np.argsort(-(vectors @ query), kind="stable")[: min(k, n)]
     assert [h.id for h in hits] == ids[brute].tolist() or np.allclose(
-        [h.score for h in hits], (vectors @ query)[brute], atol=1e-6)
+        [h.score for h in hits], (vectors @ query)[brute], atol=1e-6
+    )
     allowed = {int(i) for i in ids if rng.random() < share}
     filtered = loaded.search(query, k, allowed)
     assert {h.id for h in filtered} <= allowed
@@ -122,12 +124,22 @@ def test_ann_recall_on_real_embeddings(cordis_index) -> None:  # type: ignore[no
     loaded = store.load(store.current_name(), MINILM_ID)
     vectors = loaded.vectors
     encoder = load_encoder()
-    queries = encoder.encode_queries([
-        "robotics for manufacturing", "clinical trials in rare diseases", "climate change adaptation in cities",
-        "marine biology and fisheries", "quantum computing hardware", "teacher training in digital skills",
-        "solar energy materials", "food safety and nutrition", "migration and social inclusion",
-        "battery recycling", "neuroscience of memory", "cyber security for small companies",
-    ])
+    queries = encoder.encode_queries(
+        [
+            "robotics for manufacturing",
+            "clinical trials in rare diseases",
+            "climate change adaptation in cities",
+            "marine biology and fisheries",
+            "quantum computing hardware",
+            "teacher training in digital skills",
+            "solar energy materials",
+            "food safety and nutrition",
+            "migration and social inclusion",
+            "battery recycling",
+            "neuroscience of memory",
+            "cyber security for small companies",
+        ]
+    )
     rng = np.random.default_rng(0)
     queries = np.vstack([queries, vectors[rng.choice(len(vectors), 188, replace=False)]])
     ivf = IVFSearch(vectors)
@@ -213,8 +225,20 @@ def test_index_commands(runner, cli_env, monkeypatch: pytest.MonkeyPatch) -> Non
     assert built["embedded"] == built["total"] >= 300 and built["reused"] == 0 and built["version"]
     again = json.loads(runner.invoke(main, ["index", "build", "--json", "--quiet"]).output)
     assert again["embedded"] == 0 and again["version"] == built["version"]
-    result = runner.invoke(main, ["search", "youth participation in local democracy", "--country", "PL",
-                                  "--sector", "youth", "-k", "3", "--json"])
+    result = runner.invoke(
+        main,
+        [
+            "search",
+            "youth participation in local democracy",
+            "--country",
+            "PL",
+            "--sector",
+            "youth",
+            "-k",
+            "3",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert rows and all(r["country"] == "PL" and r["sector"] == "youth" for r in rows)

@@ -50,8 +50,12 @@ def test_minimum_table_is_the_binomial_quantile() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(flags=st.lists(st.booleans(), min_size=0, max_size=60), k=st.integers(1, 40),
-       share=st.sampled_from([0.0, 0.1, 0.3, 0.5, 0.8]), alpha=st.sampled_from([0.05, 0.1, 0.5]))
+@given(
+    flags=st.lists(st.booleans(), min_size=0, max_size=60),
+    k=st.integers(1, 40),
+    share=st.sampled_from([0.0, 0.1, 0.3, 0.5, 0.8]),
+    alpha=st.sampled_from([0.05, 0.1, 0.5]),
+)
 def test_fair_rerank_properties(flags: list[bool], k: int, share: float, alpha: float) -> None:
     items = list(range(len(flags)))  # already in score order
     config = FairConfig(share, alpha)
@@ -95,8 +99,15 @@ def _history(rng: np.random.Generator, orgs: int = 60, projects: int = 80) -> Hi
     coord = sp.csr_matrix((orgs, projects), dtype=np.float32)
     countries = rng.choice(["DE", "FR", "IT", "ES", ""], size=orgs)
     sectors = rng.choice(["research", "enterprise", "higher_education"], size=orgs)
-    return History(np.arange(1, orgs + 1), countries, sectors, np.arange(1, projects + 1),
-                   rng.integers(2014, 2020, size=projects), inc, coord)
+    return History(
+        np.arange(1, orgs + 1),
+        countries,
+        sectors,
+        np.arange(1, projects + 1),
+        rng.integers(2014, 2020, size=projects),
+        inc,
+        coord,
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -195,8 +206,15 @@ def test_recommendations_are_flagged_explained_and_fair(demo_matcher) -> None:  
     from matcher.recommend import MatchRequest
 
     applicant, partner = _busiest_pair(demo_matcher)
-    req = MatchRequest(idea="inclusion of pupils with special needs", applicant=applicant, partners=[partner],
-                       sectors=["enterprise"], exclude_countries=["DE"], k=10, newcomer_share=0.3)
+    req = MatchRequest(
+        idea="inclusion of pupils with special needs",
+        applicant=applicant,
+        partners=[partner],
+        sectors=["enterprise"],
+        exclude_countries=["DE"],
+        k=10,
+        newcomer_share=0.3,
+    )
     result = demo_matcher.recommend(req)
     ids = [r.organisation_id for r in result.results]
     assert len(ids) == 10 and len(set(ids)) == 10 and applicant not in ids and partner not in ids
@@ -208,8 +226,9 @@ def test_recommendations_are_flagged_explained_and_fair(demo_matcher) -> None:  
     for r in result.results:
         assert r.reasons and all(reason.text for reason in r.reasons)
         assert r.eligibility_with is not None
-    off = demo_matcher.recommend(MatchRequest(idea="x", applicant=applicant, partners=[partner], k=10,
-                                              newcomer_share=0.0))
+    off = demo_matcher.recommend(
+        MatchRequest(idea="x", applicant=applicant, partners=[partner], k=10, newcomer_share=0.0)
+    )
     assert [r.score for r in off.results] == sorted((r.score for r in off.results), reverse=True)
 
 
@@ -218,8 +237,9 @@ def test_proposed_consortia_are_eligible_and_cover_sectors(demo_matcher) -> None
 
     applicant, _ = _busiest_pair(demo_matcher)
     for action, sectors in (("cooperation", ["enterprise", "youth"]), ("small-scale", []), ("school", [])):
-        req = MatchRequest(idea="digital skills", action=action,
-                           applicant=applicant if action != "school" else None, sectors=sectors)
+        req = MatchRequest(
+            idea="digital skills", action=action, applicant=applicant if action != "school" else None, sectors=sectors
+        )
         proposals = demo_matcher.propose_consortia(req, n=3)
         assert proposals, action
         firsts = set()

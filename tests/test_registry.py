@@ -68,8 +68,9 @@ def test_settings_from_environment(tmp_path: Path) -> None:
     settings = Settings.from_env({"PARTNER_MATCH_INSTANCE_DIR": str(tmp_path)})
     assert settings.database_url == f"sqlite:///{tmp_path / 'partner-match.sqlite'}"
     assert settings.index_dir == tmp_path / "index"
-    custom = Settings.from_env({"PARTNER_MATCH_DATABASE_URL": "postgresql+psycopg://x/y",
-                                "PARTNER_MATCH_INDEX_DIR": str(tmp_path / "idx")})
+    custom = Settings.from_env(
+        {"PARTNER_MATCH_DATABASE_URL": "postgresql+psycopg://x/y", "PARTNER_MATCH_INDEX_DIR": str(tmp_path / "idx")}
+    )
     assert custom.database_url == "postgresql+psycopg://x/y" and custom.index_dir == tmp_path / "idx"
 
 

@@ -22,12 +22,23 @@ from matcher.importers.erasmus_plus import parse_erasmus_plus
 from matcher.importers.merge import DUPLICATE_THRESHOLD, find_organisation, flag_duplicates, write_parsed
 from matcher.importers.registry_csv import parse_registry, registry_record
 
-__all__ = ["DUPLICATE_THRESHOLD", "FORMATS", "ImportFailed", "ImportSummary", "Problem", "detect_format",
-           "import_path", "register_organisation"]
+__all__ = [
+    "DUPLICATE_THRESHOLD",
+    "FORMATS",
+    "ImportFailed",
+    "ImportSummary",
+    "Problem",
+    "detect_format",
+    "import_path",
+    "register_organisation",
+]
 
 FORMATS = ("erasmus-plus", "cordis", "eche", "registry")
 PARSERS: dict[str, Callable[[Path, bool], Parsed]] = {
-    "erasmus-plus": parse_erasmus_plus, "cordis": parse_cordis, "eche": parse_eche, "registry": parse_registry,
+    "erasmus-plus": parse_erasmus_plus,
+    "cordis": parse_cordis,
+    "eche": parse_eche,
+    "registry": parse_registry,
 }
 
 
@@ -45,8 +56,7 @@ def detect_format(path: Path) -> str:
     if suffix == ".xlsx":
         try:
             workbook = openpyxl.load_workbook(path, read_only=True)
-            cells = {clean(c) for row in workbook.worksheets[0].iter_rows(max_row=10, values_only=True)
-                     for c in row}
+            cells = {clean(c) for row in workbook.worksheets[0].iter_rows(max_row=10, values_only=True) for c in row}
             workbook.close()
         except Exception as exc:
             raise ImportFailed(f"{path.name} cannot be read as XLSX: {exc}") from exc
@@ -91,11 +101,17 @@ def import_path(session: Session, path: Path, fmt: str | None = None, progress: 
     summary.counts = counts
     summary.duplicates_flagged = flag_duplicates(session, touched)
     summary.problems = parsed.problems
-    session.add(ImportRun(
-        source=str(path), format=fmt, checksum=checksum, finished_at=utcnow(), rows_read=parsed.rows_read,
-        counts={**counts, "duplicates_flagged": summary.duplicates_flagged},
-        problems=[p.as_dict() for p in parsed.problems[:1000]],
-    ))
+    session.add(
+        ImportRun(
+            source=str(path),
+            format=fmt,
+            checksum=checksum,
+            finished_at=utcnow(),
+            rows_read=parsed.rows_read,
+            counts={**counts, "duplicates_flagged": summary.duplicates_flagged},
+            problems=[p.as_dict() for p in parsed.problems[:1000]],
+        )
+    )
     return summary
 
 

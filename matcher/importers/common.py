@@ -21,10 +21,26 @@ import openpyxl
 from tqdm import tqdm
 
 ORG_FIELDS = (
-    "short_name", "country", "city", "region", "address", "website", "org_type", "sector", "description",
+    "short_name",
+    "country",
+    "city",
+    "region",
+    "address",
+    "website",
+    "org_type",
+    "sector",
+    "description",
 )
 PROJECT_FIELDS = (
-    "programme", "action", "call_year", "start_date", "end_date", "acronym", "title", "summary", "topics",
+    "programme",
+    "action",
+    "call_year",
+    "start_date",
+    "end_date",
+    "acronym",
+    "title",
+    "summary",
+    "topics",
     "source",
 )
 
@@ -136,6 +152,7 @@ class ImportSummary:
 
 # ---------------------------------------------------------------- value helpers
 
+
 def clean(value: Any) -> str | None:
     if value is None:
         return None
@@ -227,6 +244,7 @@ def checksum_of(paths: Iterable[Path]) -> str:
 
 # ---------------------------------------------------------------- readers
 
+
 def csv_records(
     text: Iterable[str], delimiter: str, name: str, progress: bool
 ) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
@@ -300,10 +318,9 @@ def need_columns(row: dict[str, str], columns: Iterable[str], name: str) -> None
         raise ImportFailed(f"{name}: missing column(s) {', '.join(missing)}")
 
 
-
-
-def checked_rows(raw: bytes, name: str, delimiter: str, required: Iterable[str], out: Parsed,
-                 progress: bool, count: bool = True) -> Iterator[tuple[int, dict[str, str]]]:
+def checked_rows(
+    raw: bytes, name: str, delimiter: str, required: Iterable[str], out: Parsed, progress: bool, count: bool = True
+) -> Iterator[tuple[int, dict[str, str]]]:
     """(line, row) of a CSV with a header; unreadable rows become problems, the header is checked once."""
     checked = False
     for line, row, problem in csv_records(open_text(raw, name), delimiter, name, progress):

@@ -21,8 +21,14 @@ from matcher.importers.common import (
     parse_pic,
 )
 
-CORDIS_ROLES = {"coordinator": "coordinator", "participant": "partner", "partner": "partner",
-                "beneficiary": "partner", "thirdparty": "other", "associatedpartner": "partner"}
+CORDIS_ROLES = {
+    "coordinator": "coordinator",
+    "participant": "partner",
+    "partner": "partner",
+    "beneficiary": "partner",
+    "thirdparty": "other",
+    "associatedpartner": "partner",
+}
 
 
 def _cordis_files(path: Path) -> dict[str, tuple[str, bytes]]:
@@ -65,12 +71,22 @@ def _project(line: int, row: dict[str, str], topic_titles: dict[str, list[str]])
         raise ValueError("project without id or rcn")
     start, end = parse_date(row.get("startDate")), parse_date(row.get("endDate"))
     topics = topic_titles.get(ident) or [t for t in (clean(row.get("topics")) or "").split(";") if t]
-    return ProjectRecord(line, ident, {
-        "programme": clean(row.get("frameworkProgramme")), "action": clean(row.get("fundingScheme")),
-        "call_year": start.year if start else None, "start_date": start, "end_date": end,
-        "acronym": clean(row.get("acronym")), "title": clean(row.get("title")),
-        "summary": clean(row.get("objective")), "topics": topics, "source": "cordis",
-    })
+    return ProjectRecord(
+        line,
+        ident,
+        {
+            "programme": clean(row.get("frameworkProgramme")),
+            "action": clean(row.get("fundingScheme")),
+            "call_year": start.year if start else None,
+            "start_date": start,
+            "end_date": end,
+            "acronym": clean(row.get("acronym")),
+            "title": clean(row.get("title")),
+            "summary": clean(row.get("objective")),
+            "topics": topics,
+            "source": "cordis",
+        },
+    )
 
 
 def _participation(line: int, row: dict[str, str], start_dates: dict[str, dt.date | None]) -> PartRecord:
@@ -88,10 +104,18 @@ def _participation(line: int, row: dict[str, str], start_dates: dict[str, dt.dat
     if not project:
         raise ValueError("participation without projectID")
     org = OrgRecord(
-        line, "cordis", pic=pic, name=org_name, short_name=clean(row.get("shortName")), country=country,
-        city=clean(row.get("city")), address=clean(row.get("street")),
-        website=clean(row.get("organizationURL")), org_type=org_type,
-        sector=sector if org_type else None, seen_at=start_dates.get(project),
+        line,
+        "cordis",
+        pic=pic,
+        name=org_name,
+        short_name=clean(row.get("shortName")),
+        country=country,
+        city=clean(row.get("city")),
+        address=clean(row.get("street")),
+        website=clean(row.get("organizationURL")),
+        org_type=org_type,
+        sector=sector if org_type else None,
+        seen_at=start_dates.get(project),
     )
     return PartRecord(line, project, org, CORDIS_ROLES[role_raw], ec)
 

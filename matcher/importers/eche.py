@@ -24,11 +24,21 @@ def parse_eche(path: Path, progress: bool = True) -> Parsed:
             out.problems.append(Problem(line, "holder has neither a name nor an identifier", path.name))
             continue
         street, postcode = clean(row.get("Street")), clean(row.get("Post Cd"))
-        out.orgs.append(OrgRecord(
-            line, "eche", pic=pic, oid=oid, erasmus_code=code, name=legal, country=country,
-            city=clean(row.get("City")), address=", ".join(p for p in (street, postcode) if p) or None,
-            website=clean(row.get("Website Url")), org_type="Erasmus Charter for Higher Education holder",
-            sector="higher_education", seen_at=start,
-        ))
+        out.orgs.append(
+            OrgRecord(
+                line,
+                "eche",
+                pic=pic,
+                oid=oid,
+                erasmus_code=code,
+                name=legal,
+                country=country,
+                city=clean(row.get("City")),
+                address=", ".join(p for p in (street, postcode) if p) or None,
+                website=clean(row.get("Website Url")),
+                org_type="Erasmus Charter for Higher Education holder",
+                sector="higher_education",
+                seen_at=start,
+            )
+        )
     return out
-

@@ -28,6 +28,7 @@ from matcher.importers.common import (
 
 EP_GRANT_PREFIX = "EU Grant award in euros"
 
+
 def _ep_org(prefix_cols: dict[str, str], row: dict[str, Any], line: int, year: int | None) -> OrgRecord | None:
     name = clean(row.get(prefix_cols["name"]))
     country_raw = clean(row.get(prefix_cols["country"]))
@@ -36,9 +37,15 @@ def _ep_org(prefix_cols: dict[str, str], row: dict[str, Any], line: int, year: i
     label = clean(row.get(prefix_cols["type"]))
     address = clean(row.get(prefix_cols["address"]))
     return OrgRecord(
-        line, "erasmus-plus", name=name, country=vocab.normalise_country(country_raw),
-        region=clean(row.get(prefix_cols["region"])), address=address, city=city_from_address(address),
-        website=clean(row.get(prefix_cols["website"])), org_type=label,
+        line,
+        "erasmus-plus",
+        name=name,
+        country=vocab.normalise_country(country_raw),
+        region=clean(row.get(prefix_cols["region"])),
+        address=address,
+        city=city_from_address(address),
+        website=clean(row.get(prefix_cols["website"])),
+        org_type=label,
         sector=vocab.erasmus_type_sector(label) if label else None,
         seen_at=dt.date(year, 1, 1) if year else None,
     )
@@ -56,22 +63,38 @@ def _ep_rows(path: Path, progress: bool) -> Iterator[tuple[int, dict[str, Any] |
     yield from csv_records(open_text(raw, path.name), ",", path.name, progress)
 
 
-COORDINATOR = {"name": "Coordinating organisation name", "type": "Coordinating organisation type",
-               "address": "Coordinator's address", "region": "Coordinator's region",
-               "country": "Coordinator's country", "website": "Coordinator's website"}
+COORDINATOR = {
+    "name": "Coordinating organisation name",
+    "type": "Coordinating organisation type",
+    "address": "Coordinator's address",
+    "region": "Coordinator's region",
+    "country": "Coordinator's country",
+    "website": "Coordinator's website",
+}
 
 
 def _slots(row: dict[str, Any]) -> list[tuple[dict[str, str], str]]:
     """The coordinator's columns, then each ``Partner N`` group the header has."""
     numbers = sorted(int(m.group(1)) for k in row if (m := re.fullmatch(r"Partner (\d+) name", k or "")))
     return [(COORDINATOR, "coordinator")] + [
-        ({"name": f"Partner {n} name", "type": f"Partner {n} organisation type", "address": f"Partner {n} address",
-          "region": f"Partner {n} region", "country": f"Partner {n} country", "website": f"Partner {n} website"},
-         "partner") for n in numbers]
+        (
+            {
+                "name": f"Partner {n} name",
+                "type": f"Partner {n} organisation type",
+                "address": f"Partner {n} address",
+                "region": f"Partner {n} region",
+                "country": f"Partner {n} country",
+                "website": f"Partner {n} website",
+            },
+            "partner",
+        )
+        for n in numbers
+    ]
 
 
-def _members(row: dict[str, Any], line: int, year: int | None,
-             slots: list[tuple[dict[str, str], str]]) -> list[tuple[OrgRecord, str]]:
+def _members(
+    row: dict[str, Any], line: int, year: int | None, slots: list[tuple[dict[str, str], str]]
+) -> list[tuple[OrgRecord, str]]:
     members = []
     for cols, role in slots:
         try:
@@ -91,13 +114,22 @@ def _project(line: int, ident: str, row: dict[str, Any], year: int | None) -> Pr
     summary = clean(row.get("Project Summary"))
     if summary and summary.lower().startswith("short summary in english:"):
         summary = summary.split(":", 1)[1].strip()
-    return ProjectRecord(line, ident, {
-        "programme": clean(row.get("Programme")) or "Erasmus+",
-        "action": clean(row.get("Action Type")) or clean(row.get("Key Action")),
-        "call_year": year, "start_date": None, "end_date": None, "acronym": None,
-        "title": clean(row.get("Project Title")), "summary": summary, "topics": topics,
-        "source": "erasmus-plus",
-    })
+    return ProjectRecord(
+        line,
+        ident,
+        {
+            "programme": clean(row.get("Programme")) or "Erasmus+",
+            "action": clean(row.get("Action Type")) or clean(row.get("Key Action")),
+            "call_year": year,
+            "start_date": None,
+            "end_date": None,
+            "acronym": None,
+            "title": clean(row.get("Project Title")),
+            "summary": summary,
+            "topics": topics,
+            "source": "erasmus-plus",
+        },
+    )
 
 
 def parse_erasmus_plus(path: Path, progress: bool = True) -> Parsed:

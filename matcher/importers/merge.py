@@ -28,8 +28,18 @@ from matcher.importers.common import (
 )
 
 DUPLICATE_THRESHOLD = 92.0
-_ORG_COLUMNS = ("id", "pic", "oid", "erasmus_code", "name", "other_names", "name_key", "seen_at", "sources",
-                *ORG_FIELDS)
+_ORG_COLUMNS = (
+    "id",
+    "pic",
+    "oid",
+    "erasmus_code",
+    "name",
+    "other_names",
+    "name_key",
+    "seen_at",
+    "sources",
+    *ORG_FIELDS,
+)
 
 
 class _Registry:
@@ -44,8 +54,7 @@ class _Registry:
             row = dict(zip(_ORG_COLUMNS, values, strict=True))
             row["other_names"] = list(row["other_names"] or [])
             row["sources"] = list(row["sources"] or [])
-            self.original[row["id"]] = {**row, "other_names": list(row["other_names"]),
-                                        "sources": list(row["sources"])}
+            self.original[row["id"]] = {**row, "other_names": list(row["other_names"]), "sources": list(row["sources"])}
             self._add(row)
 
     def _add(self, row: dict[str, Any]) -> None:
@@ -69,8 +78,9 @@ class _Registry:
             candidate = self.by["name_key"].get(key) if key else None
             has_ids = rec.pic or rec.oid or rec.erasmus_code
             # an id-less record can only be matched by name; a record with ids adopts an id-less twin
-            if candidate is not None and (not has_ids or not (
-                candidate["pic"] or candidate["oid"] or candidate["erasmus_code"])):
+            if candidate is not None and (
+                not has_ids or not (candidate["pic"] or candidate["oid"] or candidate["erasmus_code"])
+            ):
                 found = candidate
         return found, conflict
 
@@ -151,9 +161,12 @@ def write_parsed(session: Session, parsed: Parsed, progress: bool = True) -> tup
     project_ids, project_counts = _write_projects(session, parsed)
     counts.update(project_counts)
     counts.update(_write_participations(session, parsed, project_ids, resolved, progress))
-    touched = [r["id"] for r in registry.rows
-               if r["name"] and (r["id"] not in registry.original or _changed(registry.original[r["id"]], r,
-                                                                               ("name", "country")))]
+    touched = [
+        r["id"]
+        for r in registry.rows
+        if r["name"]
+        and (r["id"] not in registry.original or _changed(registry.original[r["id"]], r, ("name", "country")))
+    ]
     return counts, touched
 
 
@@ -161,11 +174,11 @@ def _write_organisations(session: Session, registry: _Registry, progress: bool) 
     keys = ("pic", "oid", "erasmus_code", "name", "other_names", "name_key", "seen_at", "sources", *ORG_FIELDS)
     new_rows = [r for r in registry.rows if r["id"] is None]
     payload = [{k: r[k] for k in keys} | {"created_at": utcnow(), "updated_at": utcnow()} for r in new_rows]
-    for start in tqdm(range(0, len(payload), 2000), desc="writing organisations", disable=not progress,
-                      leave=False):
-        ids = session.scalars(insert(Organisation).returning(Organisation.id, sort_by_parameter_order=True),
-                              payload[start:start + 2000]).all()
-        for row, new_id in zip(new_rows[start:start + 2000], ids, strict=True):
+    for start in tqdm(range(0, len(payload), 2000), desc="writing organisations", disable=not progress, leave=False):
+        ids = session.scalars(
+            insert(Organisation).returning(Organisation.id, sort_by_parameter_order=True), payload[start : start + 2000]
+        ).all()
+        for row, new_id in zip(new_rows[start : start + 2000], ids, strict=True):
             row["id"] = new_id
     changes = []
     for row in registry.rows:
@@ -173,7 +186,7 @@ def _write_organisations(session: Session, registry: _Registry, progress: bool) 
         if before is not None and (diff := _changed(before, row, keys)):
             changes.append({"id": row["id"], **diff, "updated_at": utcnow()})
     for start in range(0, len(changes), 2000):
-        session.execute(update(Organisation), changes[start:start + 2000])
+        session.execute(update(Organisation), changes[start : start + 2000])
     return {"organisations_created": len(new_rows), "organisations_updated": len(changes)}
 
 
@@ -195,37 +208,50 @@ def _write_projects(session: Session, parsed: Parsed) -> tuple[dict[str, int], d
             else:
                 current[key] = value
     new = [s for s in state.values() if s["id"] is None]
-    payload = [{k: s.get(k) if k != "topics" else (s.get("topics") or []) for k in pcols if k != "id"}
-               | {"created_at": utcnow(), "updated_at": utcnow()} for s in new]
+    payload = [
+        {k: s.get(k) if k != "topics" else (s.get("topics") or []) for k in pcols if k != "id"}
+        | {"created_at": utcnow(), "updated_at": utcnow()}
+        for s in new
+    ]
     for start in range(0, len(payload), 2000):
-        ids = session.scalars(insert(Project).returning(Project.id, sort_by_parameter_order=True),
-                              payload[start:start + 2000]).all()
-        for s, new_id in zip(new[start:start + 2000], ids, strict=True):
+        ids = session.scalars(
+            insert(Project).returning(Project.id, sort_by_parameter_order=True), payload[start : start + 2000]
+        ).all()
+        for s, new_id in zip(new[start : start + 2000], ids, strict=True):
             s["id"] = new_id
-    changes = [{"id": s["id"], **diff, "updated_at": utcnow()} for ident, s in state.items()
-               if (before := existing.get(ident)) is not None and (diff := _changed(before, s, PROJECT_FIELDS))]
+    changes = [
+        {"id": s["id"], **diff, "updated_at": utcnow()}
+        for ident, s in state.items()
+        if (before := existing.get(ident)) is not None and (diff := _changed(before, s, PROJECT_FIELDS))
+    ]
     if changes:
         session.execute(update(Project), changes)
-    ids = {ident: s["id"] for ident, s in existing.items()} | {ident: s["id"] for ident, s in state.items()}
-    return ids, {"projects_created": len(new), "projects_updated": len(changes)}
+    project_ids = {ident: s["id"] for ident, s in existing.items()} | {ident: s["id"] for ident, s in state.items()}
+    return project_ids, {"projects_created": len(new), "projects_updated": len(changes)}
 
 
-def _write_participations(session: Session, parsed: Parsed, project_ids: dict[str, int],
-                          resolved: dict[int, dict[str, Any]], progress: bool) -> dict[str, int]:
+def _write_participations(
+    session: Session, parsed: Parsed, project_ids: dict[str, int], resolved: dict[int, dict[str, Any]], progress: bool
+) -> dict[str, int]:
     """One participation per (project, organisation): the strongest role wins, a known contribution stays."""
     existing: dict[tuple[int, int], dict[str, Any]] = {}
     for pid, project_id, org_id, role, ec in session.execute(
-        select(Participation.id, Participation.project_id, Participation.organisation_id, Participation.role,
-               Participation.ec_contribution)
+        select(
+            Participation.id,
+            Participation.project_id,
+            Participation.organisation_id,
+            Participation.role,
+            Participation.ec_contribution,
+        )
     ):
         existing[(project_id, org_id)] = {"id": pid, "role": role, "ec_contribution": ec}
     state: dict[tuple[int, int], dict[str, Any]] = {}
     for rec in parsed.parts:
-        project_id = project_ids.get(rec.project)
-        if project_id is None:
+        found = project_ids.get(rec.project)
+        if found is None:
             parsed.problems.append(Problem(rec.line, f"project {rec.project!r} is not in this file or the database"))
             continue
-        key = (project_id, resolved[id(rec.org)]["id"])
+        key = (found, resolved[id(rec.org)]["id"])
         current = state.get(key)
         if current is None:
             base = existing.get(key)
@@ -234,13 +260,18 @@ def _write_participations(session: Session, parsed: Parsed, project_ids: dict[st
             current["role"] = rec.role
         if current["ec_contribution"] is None and rec.ec_contribution is not None:
             current["ec_contribution"] = rec.ec_contribution
-    new = [{"project_id": k[0], "organisation_id": k[1], "role": s["role"], "ec_contribution": s["ec_contribution"]}
-           for k, s in state.items() if s["id"] is None]
+    new = [
+        {"project_id": k[0], "organisation_id": k[1], "role": s["role"], "ec_contribution": s["ec_contribution"]}
+        for k, s in state.items()
+        if s["id"] is None
+    ]
     for start in tqdm(range(0, len(new), 5000), desc="writing participations", disable=not progress, leave=False):
-        session.execute(insert(Participation), new[start:start + 5000])
-    changes = [{"id": s["id"], "role": s["role"], "ec_contribution": s["ec_contribution"]}
-               for k, s in state.items()
-               if s["id"] is not None and _changed(existing[k], s, ("role", "ec_contribution"))]
+        session.execute(insert(Participation), new[start : start + 5000])
+    changes = [
+        {"id": s["id"], "role": s["role"], "ec_contribution": s["ec_contribution"]}
+        for k, s in state.items()
+        if s["id"] is not None and _changed(existing[k], s, ("role", "ec_contribution"))
+    ]
     if changes:
         session.execute(update(Participation), changes)
     return {"participations_created": len(new), "participations_updated": len(changes)}
@@ -255,17 +286,20 @@ def flag_duplicates(session: Session, organisation_ids: list[int], threshold: fl
     for org_id, org_name, country in session.execute(
         select(Organisation.id, Organisation.name, Organisation.country).where(Organisation.name.is_not(None))
     ):
-        by_country.setdefault(country, []).append((org_id, normalise_name(org_name)))
-    known = {(a, b) for a, b in session.execute(
-        select(DuplicateCandidate.organisation_a_id, DuplicateCandidate.organisation_b_id))}
+        by_country.setdefault(country, []).append((org_id, normalise_name(org_name or "")))
+    known = {
+        (a, b)
+        for a, b in session.execute(select(DuplicateCandidate.organisation_a_id, DuplicateCandidate.organisation_b_id))
+    }
     new_pairs: list[dict[str, Any]] = []
     for members in by_country.values():
         queries = [(i, n) for i, n in members if i in wanted]
         if not queries:
             continue
         names = [n for _, n in members]
-        matrix = process.cdist([n for _, n in queries], names, scorer=fuzz.token_sort_ratio,
-                               score_cutoff=threshold, workers=1)
+        matrix = process.cdist(
+            [n for _, n in queries], names, scorer=fuzz.token_sort_ratio, score_cutoff=threshold, workers=1
+        )
         for qi, (org_id, _) in enumerate(queries):
             for ci in matrix[qi].nonzero()[0]:
                 other = members[int(ci)][0]
@@ -274,9 +308,15 @@ def flag_duplicates(session: Session, organisation_ids: list[int], threshold: fl
                 pair = (min(org_id, other), max(org_id, other))
                 if pair not in known:
                     known.add(pair)
-                    new_pairs.append({"organisation_a_id": pair[0], "organisation_b_id": pair[1],
-                                      "score": float(matrix[qi][ci]), "status": "open", "created_at": utcnow()})
+                    new_pairs.append(
+                        {
+                            "organisation_a_id": pair[0],
+                            "organisation_b_id": pair[1],
+                            "score": float(matrix[qi][ci]),
+                            "status": "open",
+                            "created_at": utcnow(),
+                        }
+                    )
     if new_pairs:
         session.execute(insert(DuplicateCandidate), new_pairs)
     return len(new_pairs)
-

@@ -20,9 +20,19 @@ from matcher.importers.common import (
 )
 
 REGISTRY_COLUMNS = (
-    "name", "short_name", "organisation_type", "sector", "country", "city", "region", "website", "pic", "oid",
+    "name",
+    "short_name",
+    "organisation_type",
+    "sector",
+    "country",
+    "city",
+    "region",
+    "website",
+    "pic",
+    "oid",
     "description",
 )
+
 
 def registry_record(values: dict[str, Any], line: int = 0, seen_at: dt.date | None = None) -> OrgRecord:
     """An organisation registering itself (form, API or registry CSV); ValueError names the bad field."""
@@ -44,10 +54,20 @@ def registry_record(values: dict[str, Any], line: int = 0, seen_at: dt.date | No
     except vocab.UnknownCode as exc:
         raise ValueError(f"country: {exc}") from exc
     return OrgRecord(
-        line, "registry", pic=parse_pic(values.get("pic")), oid=clean(values.get("oid")), name=name,
-        short_name=clean(values.get("short_name")), country=country, city=clean(values.get("city")),
-        region=clean(values.get("region")), website=clean(values.get("website")), org_type=label,
-        sector=sector, description=description, seen_at=seen_at or dt.date.today(),
+        line,
+        "registry",
+        pic=parse_pic(values.get("pic")),
+        oid=clean(values.get("oid")),
+        name=name,
+        short_name=clean(values.get("short_name")),
+        country=country,
+        city=clean(values.get("city")),
+        region=clean(values.get("region")),
+        website=clean(values.get("website")),
+        org_type=label,
+        sector=sector,
+        description=description,
+        seen_at=seen_at or dt.date.today(),
     )
 
 
@@ -71,4 +91,3 @@ def parse_registry(path: Path, progress: bool = True) -> Parsed:
         except ValueError as exc:
             out.problems.append(Problem(line, str(exc), path.name))
     return out
-

@@ -1,0 +1,59 @@
+"""One front door: the CLI, the API and the pages give the same answers; schema changes are explicit."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from click.testing import CliRunner
+from flask.testing import FlaskClient
+
+from matcher.db import Database
+from service.cli import main
+
+THEME = "underwater robots monitoring fjord plastic waste"
+
+
+def test_cli_api_and_pages_search_alike_including_a_new_registration(
+    client: FlaskClient, runner: CliRunner, demo_env: dict[str, str]
+) -> None:
+    body = {
+        "name": "Nordlys Marine Robotics Club",
+        "country": "NO",
+        "sector": "youth",
+        "description": "Teenagers build underwater robots to monitor fjord ecosystems and plastic waste.",
+    }
+    new_id = client.post("/api/v1/organisations", json=body).get_json()["id"]  # after the last index build
+
+    api = client.get("/api/v1/organisations", query_string={"theme": THEME, "country": "NO", "newcomer": "true"})
+    api_ids = [o["id"] for o in api.get_json()["items"]]
+    listed = client.get("/api/v1/newcomers", query_string={"theme": THEME, "country": "NO", "limit": 20})
+    newcomer_ids = [o["id"] for o in listed.get_json()["items"]]
+    page = client.get("/newcomers", query_string={"theme": THEME, "country": "NO"}).get_data(as_text=True)
+    page_ids = [int(i) for i in re.findall(r'class="result"><h2><a href="/organisations/(\d+)"', page)]
+    cli = runner.invoke(main, ["search", THEME, "--country", "NO", "--newcomer", "-k", "20", "--json"])
+    assert cli.exit_code == 0, cli.output
+    cli_ids = [o["id"] for o in json.loads(cli.output)]
+
+    assert api_ids and api_ids[0] == new_id
+    assert api_ids == newcomer_ids == cli_ids == page_ids[: len(api_ids)]
+
+
+def test_schema_changes_only_by_db_upgrade(runner: CliRunner, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    monkeypatch.setenv("PARTNER_MATCH_DATABASE_URL", url)
+    monkeypatch.setenv("PARTNER_MATCH_INSTANCE_DIR", str(tmp_path))
+    refused = runner.invoke(main, ["stats"])
+    assert refused.exit_code == 1 and "partner-match db upgrade" in refused.output
+    assert Database(url).schema_problem() is not None  # opening it created nothing
+    assert runner.invoke(main, ["db", "status"]).exit_code == 1
+    upgraded = runner.invoke(main, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert runner.invoke(main, ["db", "status"]).exit_code == 0
+    assert runner.invoke(main, ["stats", "--json"]).exit_code == 0
+
+
+def test_password_never_printed(runner: CliRunner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PARTNER_MATCH_DATABASE_URL", "postgresql+psycopg://user:s3cret@127.0.0.1:1/none")
+    result = runner.invoke(main, ["stats"])
+    assert result.exit_code == 1 and "s3cret" not in result.output and "***" in result.output
