@@ -97,7 +97,7 @@ def main() -> None:
         from matcher.indexing import build_index, current_texts
 
         with tempfile.TemporaryDirectory() as tmp:
-            db = Database(f"sqlite:///{tmp}/bench.sqlite")
+            db = Database(f"sqlite:///{tmp}/bench.sqlite").upgrade()
             with db.session() as s:
                 importers.import_path(s, shared, progress=False)
             texts = list(current_texts(db, encoder).values())[: 1000 if args.quick else 3000]

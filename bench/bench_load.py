@@ -70,7 +70,7 @@ def main() -> None:
             "HF_HUB_OFFLINE": "1",
         }
         db_url = f"sqlite:///{tmp}/partner-match.sqlite"
-        db = Database(db_url)
+        db = Database(db_url).upgrade()
         t = time.perf_counter()
         for path in (SHARED / "cordis-h2020-graph.zip", SHARED / "cordis-2014"):
             with db.session() as s:
