@@ -210,6 +210,81 @@ def walk(history: History, known: Sequence[int], mask: np.ndarray, damping: floa
     return r
 
 
+NETWORK_FEATURES = (
+    "breadth",
+    "direct",
+    "shared",
+    "direct_small",
+    "direct_recent",
+    "two_hop",
+    "same_country",
+    "overlap",
+    "walk",
+    "reunion",
+    "reunion_any",
+    "coordinator_ties",
+    "overlap_recent",
+    "adamic_adar",
+    "same_sector",
+    "coordinator_country",
+)
+
+
+def _network(
+    history: History, known: Sequence[int], mask: np.ndarray, recency: np.ndarray, config: FeatureConfig
+) -> dict[str, np.ndarray]:
+    """Ties of every organisation to the known members over the past projects in ``mask``."""
+    inc, inc_t, sizes = history.incidence, history.incidence_t, history.project_sizes
+    if not known:
+        zeros = np.zeros(len(history.org_ids), dtype=np.float64)
+        return dict.fromkeys(NETWORK_FEATURES, zeros)
+    u = np.asarray(inc[list(known)].sum(axis=0)).ravel() * mask
+    w = _weights(history, mask, config.shared_weight_power)
+    direct = inc @ (w * u)
+    share_known = np.where(sizes > 1, u / np.maximum(sizes - 1, 1), 0.0)
+    coordinator = np.zeros(inc.shape[1])
+    coordinator[inc[known[0]].indices] = 1.0
+    breadth = np.zeros(len(history.org_ids), dtype=np.float64)
+    for k in known:
+        member = np.zeros(inc.shape[1])
+        member[inc[k].indices] = 1.0
+        breadth += (inc @ (member * mask)) > 0
+    with_country = [k for k in known if history.countries[k]]
+    same = _share(history.country_codes, with_country) * (history.countries != "") if with_country else breadth * 0
+    coord_country = (history.country_codes == history.country_codes[known[0]]) & (history.countries != "")
+    return {
+        "breadth": breadth,
+        "direct": direct,
+        "shared": inc @ (_weights(history, mask, 0.0) * u),
+        "direct_small": inc @ (_weights(history, mask, 1.0) * u),
+        "direct_recent": inc @ (w * recency * u),
+        "two_hop": inc @ (w * (inc_t @ direct)),
+        "same_country": same * len(with_country) / len(known),
+        "overlap": _row_max(inc, u),
+        "walk": walk(history, known, mask, config.damping, config.walk_steps),
+        "reunion": _row_max(inc, np.where(u >= 2, share_known, 0.0)),
+        "reunion_any": _row_max(inc, share_known),
+        "coordinator_ties": inc @ (w * coordinator),
+        "overlap_recent": _row_max(inc, u * recency),
+        "adamic_adar": inc @ (np.where(sizes > 1, 1.0 / np.log(np.maximum(sizes, 2)), 0.0) * mask * u),
+        "same_sector": _share(history.sector_codes, known),
+        "coordinator_country": coord_country.astype(np.float64),
+    }
+
+
+def _text(history: History, query_vector: np.ndarray | None, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Similarity of the idea to each organisation's best-matching past project, and that project."""
+    n = len(history.org_ids)
+    if query_vector is None or history.project_vectors is None:
+        return np.zeros(n, dtype=np.float32), np.full(n, -1, dtype=np.int64)
+    sims = (history.project_vectors @ query_vector) * mask
+    weighted = history.incidence.multiply(sims[None, :]).tocsr()
+    text = weighted.max(axis=1).toarray().ravel().astype(np.float32)
+    best = np.asarray(weighted.argmax(axis=1)).ravel()
+    best[text <= 0] = -1
+    return text, best
+
+
 def features(
     history: History,
     known: Sequence[int],
@@ -220,84 +295,23 @@ def features(
     ref_year: int | None = None,
 ) -> Features:
     """Per-organisation features for a consortium of ``known`` positions, history = ``project_mask``."""
-    n = len(history.org_ids)
-    inc, inc_t = history.incidence, history.incidence_t
+    inc = history.incidence
     mask = project_mask.astype(np.float64)
-    years = history.project_years
-    sizes = history.project_sizes
+    years, sizes = history.project_years, history.project_sizes
     ref = ref_year if ref_year is not None else int(years[project_mask & (years >= 0)].max(initial=0)) + 1
     recency = np.where(years >= 0, np.exp(-np.maximum(ref - 1 - years, 0) / config.recency_years), 0.0) * mask
-    zeros = np.zeros(n, dtype=np.float64)
     projects = inc @ mask
-    if known:
-        u = np.asarray(inc[list(known)].sum(axis=0)).ravel() * mask
-        w = _weights(history, mask, config.shared_weight_power)
-        direct = inc @ (w * u)
-        shared = inc @ (_weights(history, mask, 0.0) * u)
-        direct_small = inc @ (_weights(history, mask, 1.0) * u)
-        direct_recent = inc @ (w * recency * u)
-        two_hop = inc @ (w * (inc_t @ direct))
-        overlap = _row_max(inc, u)
-        overlap_recent = _row_max(inc, u * recency)
-        share_known = np.where(sizes > 1, u / np.maximum(sizes - 1, 1), 0.0)
-        reunion_any = _row_max(inc, share_known)
-        reunion = _row_max(inc, np.where(u >= 2, share_known, 0.0))
-        adamic_adar = inc @ (np.where(sizes > 1, 1.0 / np.log(np.maximum(sizes, 2)), 0.0) * mask * u)
-        coordinator = np.zeros(inc.shape[1])
-        coordinator[inc[known[0]].indices] = 1.0
-        coordinator_ties = inc @ (w * coordinator)
-        breadth = zeros.copy()
-        for k in known:
-            member = np.zeros(inc.shape[1])
-            member[inc[k].indices] = 1.0
-            breadth += (inc @ (member * mask)) > 0
-        with_country = [k for k in known if history.countries[k]]
-        same = _share(history.country_codes, with_country) * (history.countries != "") if with_country else zeros
-        same = same * len(with_country) / len(known)
-        same_sector = _share(history.sector_codes, known)
-        coord_country = (history.country_codes == history.country_codes[known[0]]) & (history.countries != "")
-        walked = walk(history, known, mask, config.damping, config.walk_steps)
-    else:
-        direct = shared = direct_small = direct_recent = two_hop = breadth = same = overlap = zeros
-        overlap_recent = reunion = reunion_any = adamic_adar = coordinator_ties = same_sector = walked = zeros
-        coord_country = np.zeros(n, dtype=bool)
-    recent_activity = inc @ recency
-    coordinated = history.coordinated @ mask
-    consortium_size = (inc @ (sizes * mask)) / np.maximum(projects, 1)
-    text = np.zeros(n, dtype=np.float32)
-    best = np.full(n, -1, dtype=np.int64)
-    if query_vector is not None and history.project_vectors is not None:
-        sims = (history.project_vectors @ query_vector) * mask
-        weighted = inc.multiply(sims[None, :]).tocsr()
-        text = weighted.max(axis=1).toarray().ravel().astype(np.float32)
-        best = np.asarray(weighted.argmax(axis=1)).ravel()
-        best[text <= 0] = -1
-    profile = profile_scores if profile_scores is not None else np.zeros(n, dtype=np.float32)
+    text, best = _text(history, query_vector, mask)
     return Features(
-        breadth,
-        direct,
-        shared,
-        direct_small,
-        direct_recent,
-        two_hop,
-        same,
-        projects,
-        recent_activity,
-        coordinated,
-        text,
-        best,
-        profile,
-        overlap,
-        walked,
-        reunion,
-        reunion_any,
-        coordinator_ties,
-        overlap_recent,
-        adamic_adar,
-        same_sector,
-        coord_country.astype(np.float64),
-        consortium_size,
-        len(known),
+        **_network(history, known, mask, recency, config),
+        projects=projects,
+        recent_activity=inc @ recency,
+        coordinated=history.coordinated @ mask,
+        consortium_size=(inc @ (sizes * mask)) / np.maximum(projects, 1),
+        text=text,
+        best_project=best,
+        profile=profile_scores if profile_scores is not None else np.zeros(len(history.org_ids), dtype=np.float32),
+        n_known=len(known),
     )
 
 

@@ -223,80 +223,25 @@ class Matcher:
     ) -> Recommendation:
         """Reasons read from the same features and complementarity gains that scored the candidate."""
         h = self.history
-        reasons: list[Reason] = []
-        known = partner_of_partner = False
-        for m in members:
-            pid = self._shared_project(pos, m)
-            if pid is not None:
-                known = True
-                title, year = self.projects.get(pid, (None, None))
-                reasons.append(
-                    Reason(
-                        "worked_with",
-                        f"worked with {self._name(m)} in {title}" + (f" ({year})" if year else ""),
-                        {"partner_id": int(h.org_ids[m]), "project_id": pid},
-                    )
-                )
-                break
-        if not known and f.two_hop[pos] > 0:
-            partner_of_partner = True
-            reasons.append(Reason("partner_of_partner", "has worked with a partner of your consortium"))
-        sector = str(h.sectors[pos])
-        if g.adds_sector[pos]:
-            wanted = bool(g.adds_wanted_sector[pos])
-            reasons.append(
-                Reason(
-                    "adds_sector",
-                    f"adds sector {vocab.sectors().get(sector, sector)}" + (" (wanted)" if wanted else ""),
-                    {"sector": sector, "wanted": wanted},
-                )
-            )
-        country = h.countries[pos]
-        if g.adds_needed_country[pos]:
-            n = len(elig.programme_countries) + 1
-            ordinal = {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
-            reasons.append(
-                Reason(
-                    "adds_country",
-                    f"adds a {ordinal} programme country ({vocab.country_name(country)})",
-                    {"country": country},
-                )
-            )
-        if f.best_project[pos] >= 0 and f.text[pos] > 0.3:
-            pid = int(h.project_ids[f.best_project[pos]])
-            title, year = self.projects.get(pid, (None, None))
-            reasons.append(
-                Reason(
-                    "similar_project",
-                    f'similar past project "{title}"' + (f" ({year})" if year else ""),
-                    {"project_id": pid, "similarity": round(float(f.text[pos]), 3)},
-                )
-            )
-        elif f.profile[pos] > 0.3:
-            reasons.append(
-                Reason(
-                    "similar_profile", "its profile matches your idea", {"similarity": round(float(f.profile[pos]), 3)}
-                )
-            )
+        reasons = self._network_reasons(pos, f, members)
+        known = any(r.code == "worked_with" for r in reasons)
+        partner_of_partner = any(r.code == "partner_of_partner" for r in reasons)
+        reasons += self._complement_reasons(pos, g, elig) + self._relevance_reasons(pos, f)
         newcomer = bool(self.newcomer[pos])
         projects, coordinated = int(f.projects[pos]), int(f.coordinated[pos])
         if newcomer:
             reasons.append(Reason("newcomer", "new to the programme"))
         else:
-            reasons.append(
-                Reason(
-                    "experience",
-                    f"{projects} past project{'s' if projects != 1 else ''}, coordinated {coordinated}",
-                    {"projects": projects, "coordinated": coordinated},
-                )
-            )
+            text = f"{projects} past project{'s' if projects != 1 else ''}, coordinated {coordinated}"
+            reasons.append(Reason("experience", text, {"projects": projects, "coordinated": coordinated}))
         with_it = check([self._member(p) for p in [*members, pos]], req.action)
+        score_ = round(float(scores[pos]), 4)
         return Recommendation(
             int(h.org_ids[pos]),
             self._name(pos),
-            country or None,
-            sector,
-            round(float(scores[pos]), 4),
+            h.countries[pos] or None,
+            str(h.sectors[pos]),
+            score_,
             newcomer,
             known,
             partner_of_partner,
@@ -305,6 +250,43 @@ class Matcher:
             reasons,
             with_it,
         )
+
+    def _network_reasons(self, pos: int, f: Features, members: list[int]) -> list[Reason]:
+        """A shared past project with a member (the most recent), else a partner of a partner."""
+        for m in members:
+            pid = self._shared_project(pos, m)
+            if pid is not None:
+                title, year = self.projects.get(pid, (None, None))
+                text = f"worked with {self._name(m)} in {title}" + (f" ({year})" if year else "")
+                return [Reason("worked_with", text, {"partner_id": int(self.history.org_ids[m]), "project_id": pid})]
+        if f.two_hop[pos] > 0:
+            return [Reason("partner_of_partner", "has worked with a partner of your consortium")]
+        return []
+
+    def _complement_reasons(self, pos: int, g: Gains, elig: Eligibility) -> list[Reason]:
+        out = []
+        sector, country = str(self.history.sectors[pos]), self.history.countries[pos]
+        if g.adds_sector[pos]:
+            wanted = bool(g.adds_wanted_sector[pos])
+            label = f"adds sector {vocab.sectors().get(sector, sector)}" + (" (wanted)" if wanted else "")
+            out.append(Reason("adds_sector", label, {"sector": sector, "wanted": wanted}))
+        if g.adds_needed_country[pos]:
+            n = len(elig.programme_countries) + 1
+            ordinal = {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
+            label = f"adds a {ordinal} programme country ({vocab.country_name(country)})"
+            out.append(Reason("adds_country", label, {"country": country}))
+        return out
+
+    def _relevance_reasons(self, pos: int, f: Features) -> list[Reason]:
+        if f.best_project[pos] >= 0 and f.text[pos] > 0.3:
+            pid = int(self.history.project_ids[f.best_project[pos]])
+            title, year = self.projects.get(pid, (None, None))
+            label = f'similar past project "{title}"' + (f" ({year})" if year else "")
+            return [Reason("similar_project", label, {"project_id": pid, "similarity": round(float(f.text[pos]), 3)})]
+        if f.profile[pos] > 0.3:
+            similarity = round(float(f.profile[pos]), 3)
+            return [Reason("similar_profile", "its profile matches your idea", {"similarity": similarity})]
+        return []
 
     def _name(self, pos: int) -> str:
         org_id = int(self.history.org_ids[pos])
