@@ -214,10 +214,17 @@ class PartnerMatch:
         """Alternative complete, eligible consortia."""
         return Proposals(self.matcher().propose_consortia(req, n=n), self._info())
 
-    def draft(self, ids: Sequence[int], action: str) -> DraftPanel:
-        """A draft consortium's members (in the given order) and its eligibility."""
+    def draft(
+        self, ids: Sequence[int], action: str, call_year: int | None = None, coordinator: int | None = None
+    ) -> DraftPanel:
+        """A draft consortium's members (in the given order) and the Guide's verdict on it."""
         members = self._listed(list(dict.fromkeys(ids)))
-        return DraftPanel(members, check([Member(m.id, m.country, m.sector) for m in members], action))
+        with self.db.session() as s:
+            eche = registry.eche_holders(s, [m.id for m in members])
+        verdict = check(
+            [Member(m.id, m.country, m.sector, m.name, m.id in eche) for m in members], action, call_year, coordinator
+        )
+        return DraftPanel(members, verdict)
 
     # ------------------------------------------------------------------ the registry
     def resolve(self, ref: int | str, field_name: str) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matcher import vocab
+from matcher.eligibility import counting_countries
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,13 @@ def gains(
     members: Sequence[int],
     wanted_sectors: Sequence[str],
     countries_needed: int,
+    call_year: int,
 ) -> Gains:
     """Per-organisation gains for the consortium ``members`` (positions into the arrays)."""
     have_sectors = {str(sectors[i]) for i in members}
     have_countries = {str(countries[i]) for i in members}
     missing_wanted = [s for s in wanted_sectors if s not in have_sectors]
-    is_programme = np.isin(countries, sorted(vocab.programme_countries()))
+    is_programme = np.isin(countries, sorted(counting_countries(call_year)))
     new_country = ~np.isin(countries, sorted(have_countries))
     adds_wanted = np.isin(sectors, missing_wanted) if missing_wanted else np.zeros(len(sectors), dtype=bool)
     adds_sector = ~np.isin(sectors, sorted(have_sectors))

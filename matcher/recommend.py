@@ -16,7 +16,7 @@ from embeddings.index import LoadedIndex
 from matcher import registry, vocab
 from matcher.complementarity import ComplementarityConfig, Gains, gains
 from matcher.db import Database
-from matcher.eligibility import Eligibility, Member, check, may_join
+from matcher.eligibility import Eligibility, Member, check, default_call_year, may_join
 from matcher.fairness import FairConfig
 from matcher.newcomer import NewcomerRule
 from matcher.ranker import FittedRanker
@@ -47,6 +47,11 @@ class MatchRequest:
     k: int = 10
     newcomer_share: float = FairConfig.share
     seek_coordinator: bool = False
+    call_year: int | None = None  # the call applied to; None: the next one
+
+    @property
+    def year(self) -> int:
+        return self.call_year or default_call_year()
 
     @property
     def members(self) -> list[int]:
@@ -114,6 +119,7 @@ class Matcher:
         rule: NewcomerRule | None = None,
         org_types: np.ndarray | None = None,
         ranker: FittedRanker | None = None,
+        eche: set[int] | None = None,
     ) -> None:
         self.history = history
         self.names = names
@@ -127,6 +133,7 @@ class Matcher:
         self.rule = rule or NewcomerRule()
         self.ranker = ranker if ranker is not None and ranker.kind == "lambdamart" else None
         self.org_types = org_types if org_types is not None else np.array([""] * len(history.org_ids))
+        self.eche = eche or set()  # holders of an Erasmus Charter for Higher Education
         self.mask = np.ones(len(history.project_ids), dtype=bool)
         self.counts = history.incidence @ self.mask.astype(np.float32)
         self.newcomer = self.rule.flags(self.counts)
@@ -137,8 +144,9 @@ class Matcher:
         with db.session() as session:
             history = History.from_db(session)
             names, types, projects = registry.labels(session)
+            eche = registry.eche_holders(session)
         org_types = np.array([types.get(int(i)) or "" for i in history.org_ids])
-        return cls(history, names, projects, encoder, index, org_types=org_types, **kwargs)
+        return cls(history, names, projects, encoder, index, org_types=org_types, eche=eche, **kwargs)
 
     # -- stages ---------------------------------------------------------------------------
     def positions(self, ids: list[int]) -> list[int]:
@@ -157,7 +165,7 @@ class Matcher:
             ok &= ~np.isin(h.countries, req.exclude_countries)
         if req.org_types:
             ok &= np.isin(self.org_types, req.org_types)
-        ok &= may_join(h.sectors, req.action)
+        ok &= may_join(h.countries, h.sectors, req.action, req.year)
         return np.flatnonzero(ok)
 
     def profile_scores(self, query: np.ndarray | None) -> np.ndarray | None:
@@ -176,8 +184,8 @@ class Matcher:
         h = self.history
         query = self.encoder.encode_queries([req.idea])[0] if (req.idea.strip() and self.encoder) else None
         f = features(h, members, self.mask, self.config, query, self.profile_scores(query))
-        elig = check([self._member(p) for p in members], req.action)
-        g = gains(h.countries, h.sectors, members, req.sectors, elig.countries_needed)
+        elig = self._check(members, req)
+        g = gains(h.countries, h.sectors, members, req.sectors, elig.countries_needed, req.year)
         seek = req.seek_coordinator or req.applicant is None
         linear = score(f, self.weights, seek_coordinator=seek)
         if self.ranker is not None and members:
@@ -191,7 +199,12 @@ class Matcher:
 
     def _member(self, pos: int) -> Member:
         h = self.history
-        return Member(int(h.org_ids[pos]), h.countries[pos] or None, str(h.sectors[pos]))
+        org_id = int(h.org_ids[pos])
+        return Member(org_id, h.countries[pos] or None, str(h.sectors[pos]), self._name(pos), org_id in self.eche)
+
+    def _check(self, positions: list[int], req: MatchRequest) -> Eligibility:
+        """The Guide's verdict on these members, the applicant (if any) as coordinator."""
+        return check([self._member(p) for p in positions], req.action, req.year, req.applicant)
 
     def recommend(self, req: MatchRequest) -> MatchResult:
         members = self.positions(req.members)
@@ -234,7 +247,7 @@ class Matcher:
         else:
             text = f"{projects} past project{'s' if projects != 1 else ''}, coordinated {coordinated}"
             reasons.append(Reason("experience", text, {"projects": projects, "coordinated": coordinated}))
-        with_it = check([self._member(p) for p in [*members, pos]], req.action)
+        with_it = self._check([*members, pos], req)
         score_ = round(float(scores[pos]), 4)
         return Recommendation(
             int(h.org_ids[pos]),
@@ -305,7 +318,7 @@ class Matcher:
             added: list[int] = []
             want_newcomer = req.newcomer_share > 0
             while len(added) < max_added:
-                elig = check([self._member(p) for p in team], req.action)
+                elig = self._check(team, req)
                 covered = {str(self.history.sectors[p]) for p in team}
                 if (
                     elig.eligible
@@ -313,7 +326,9 @@ class Matcher:
                     and (not want_newcomer or any(self.newcomer[p] for p in added))
                 ):
                     break
-                g = gains(self.history.countries, self.history.sectors, team, req.sectors, elig.countries_needed)
+                g = gains(
+                    self.history.countries, self.history.sectors, team, req.sectors, elig.countries_needed, req.year
+                )
                 s = base + g.bonus(self.complementarity) * 3
                 choice = pool[~np.isin(pool, team) & ~np.isin(pool, list(used_first) if not added else [])]
                 if want_newcomer and not any(self.newcomer[p] for p in added) and len(added) >= 1:
@@ -326,7 +341,7 @@ class Matcher:
                     used_first.add(best)
                 added.append(best)
                 team.append(best)
-            elig = check([self._member(p) for p in team], req.action)
+            elig = self._check(team, req)
             if not elig.eligible or not added:
                 continue
             recs = [self._explain(p, f, g0, base, members, req, elig0) for p in added]

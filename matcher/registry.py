@@ -289,6 +289,14 @@ def labels(
     return names, types, projects
 
 
+def eche_holders(session: Session, ids: Sequence[int] | None = None) -> set[int]:
+    """Organisations known to hold an Erasmus Charter for Higher Education (they carry an Erasmus code)."""
+    query = select(Organisation.id).where(Organisation.erasmus_code.is_not(None))
+    if ids is not None:
+        query = query.where(Organisation.id.in_(ids))
+    return {int(i) for i in session.scalars(query)}
+
+
 def project_texts(session: Session) -> dict[int, str]:
     """Each project's text for text relevance: title, topics (when there is other text), summary."""
     out = {}

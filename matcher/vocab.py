@@ -7,7 +7,7 @@ programme country is.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -37,54 +37,21 @@ def sectors() -> dict[str, str]:
 
 
 @cache
-def programme_countries() -> frozenset[str]:
-    pc = _vocab()["programme_countries"]
-    return frozenset(pc["eu_member_states"]) | frozenset(pc["associated_third_countries"])
-
-
-@cache
-def eu_member_states() -> frozenset[str]:
-    return frozenset(_vocab()["programme_countries"]["eu_member_states"])
-
-
-@cache
-def registrable_countries() -> frozenset[str]:
-    """Countries an organisation may register from: programme countries and the partner countries listed."""
-    return programme_countries() | frozenset(_vocab()["registrable_partner_countries"]["codes"])
-
-
-def is_programme_country(code: str | None) -> bool:
-    return code is not None and code in programme_countries()
-
-
-@cache
 def horizontal_priorities() -> dict[str, str]:
     return _public(_vocab()["horizontal_priorities"])
-
-
-@dataclass(frozen=True)
-class ActionRule:
-    code: str
-    label: str
-    min_organisations: int
-    min_countries: int
-    schools_only: bool
-
-
-@cache
-def actions() -> dict[str, ActionRule]:
-    return {code: ActionRule(code=code, **rule) for code, rule in _public(_vocab()["actions"]).items()}
 
 
 def normalise_country(raw: str | None) -> str | None:
     """ISO 3166 alpha-2 for a code or a name; ``None`` for empty; UnknownCode otherwise.
 
     Accepts the EU's own codes (``EL`` for Greece, ``UK`` for the United Kingdom) and
-    ``XK`` (Kosovo), which EU data uses though ISO has not assigned it.
+    ``XK`` (Kosovo), which EU data uses though ISO has not assigned it, and country names as the
+    Commission's exports write them (``Kosovo*``, ``Türkiye``/``Turkey``, ``Czech Republic``,
+    ``former Yugoslav Republic of Macedonia``).
     """
     if raw is None:
         return None
-    value = str(raw).strip()
+    value = str(raw).strip().rstrip("*").strip()
     if not value:
         return None
     parts = {p.strip() for p in value.split(";") if p.strip()}
@@ -101,6 +68,10 @@ def normalise_country(raw: str | None) -> str | None:
         if found is not None:
             return str(found.alpha_2)
     if len(value) > 3:
+        names = _public(_vocab()["country_name_aliases"])
+        folded = " ".join(value.casefold().split())
+        if folded in names:
+            return str(names[folded])
         try:
             return str(pycountry.countries.lookup(value).alpha_2)
         except LookupError:
@@ -120,10 +91,19 @@ def country_name(code: str | None) -> str:
     return str(getattr(found, "common_name", None) or found.name)
 
 
-def country_choices(codes: frozenset[str] | None = None) -> list[tuple[str, str]]:
-    """(code, name) pairs sorted by name: programme countries first when ``codes`` is None."""
-    chosen = codes if codes is not None else programme_countries()
-    return sorted(((c, country_name(c)) for c in chosen), key=lambda p: p[1])
+def country_choices(codes: Iterable[str]) -> list[tuple[str, str]]:
+    """(code, name) pairs sorted by name."""
+    return sorted(((c, country_name(c)) for c in codes), key=lambda p: p[1])
+
+
+def all_countries() -> list[Any]:
+    """Every ISO 3166 country (pycountry records)."""
+    return list(pycountry.countries)
+
+
+def extra_countries() -> dict[str, str]:
+    """Codes EU data uses that ISO has not assigned (Kosovo), with their names."""
+    return dict(_public(_vocab()["extra_countries"]))
 
 
 def check_sector(code: str) -> str:

@@ -96,13 +96,20 @@ def to_request(body: RecommendationIn) -> MatchRequest:
         exclude_countries=body.exclude_countries,
         k=body.k,
         newcomer_share=body.newcomer_share,
+        call_year=body.call_year,
     )
 
 
 def eligibility_json(e: Eligibility | None) -> dict[str, Any]:
     if e is None:
-        return {"eligible": False, "missing": [], "programme_countries": []}
-    return {"eligible": e.eligible, "missing": e.missing, "programme_countries": e.programme_countries}
+        return {"eligible": False, "missing": [], "programme_countries": [], "notes": [], "call_year": 0}
+    return {
+        "eligible": e.eligible,
+        "missing": e.missing,
+        "programme_countries": e.programme_countries,
+        "notes": e.notes,
+        "call_year": e.call_year,
+    }
 
 
 def result_json(r: Recommendation) -> dict[str, Any]:

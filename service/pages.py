@@ -21,7 +21,7 @@ from wtforms import (
 )
 from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberRange, Optional
 
-from matcher import vocab
+from matcher import eligibility, vocab
 from matcher.app import DraftPanel
 from matcher.recommend import MatchRequest
 from service.api import newcomer_items, newcomers_csv
@@ -29,7 +29,8 @@ from service.schemas import NewcomersQuery
 from service.state import partner_match
 
 bp = Blueprint("pages", __name__)
-ACTIONS = [(code, rule.label) for code, rule in vocab.actions().items()]
+ACTIONS = [(key, f"{rule.label} ({rule.code})") for key, rule in eligibility.actions().items()]
+CALL_YEARS = list(range(2021, eligibility.default_call_year() + 2))
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -42,7 +43,8 @@ def sector_choices() -> list[tuple[str, str]]:
 
 
 def country_choices() -> list[tuple[str, str]]:
-    return vocab.country_choices()
+    """EU Member States and associated countries of the next call."""
+    return vocab.country_choices(eligibility.counting_countries(eligibility.default_call_year()))
 
 
 class SearchForm(FlaskForm):
@@ -60,6 +62,12 @@ class SearchForm(FlaskForm):
         description="One organisation name per line",
     )
     action = SelectField("Action", choices=ACTIONS, default="cooperation")
+    call_year = SelectField(
+        "Call year",
+        choices=[(str(y), str(y)) for y in CALL_YEARS],
+        default=str(eligibility.default_call_year()),
+        description="Which countries take part, and how, depends on the call",
+    )
     sectors = MultiCheckboxField("Sectors you want in the consortium", choices=sector_choices())
     countries = SelectMultipleField("Only these countries (optional)", choices=country_choices())
     newcomer_share = IntegerField(
@@ -82,7 +90,7 @@ class RegisterForm(FlaskForm):
         validators=[Optional(), Length(max=300)],
         description="e.g. Vocational school, Youth organisation, SME",
     )
-    country = SelectField("Country", choices=vocab.country_choices(vocab.registrable_countries()))
+    country = SelectField("Country", choices=vocab.country_choices(eligibility.registrable_countries()))
     city = StringField("City", validators=[Optional(), Length(max=200)])
     website = URLField("Website", validators=[Optional(), URL(), Length(max=300)])
     description = TextAreaField(
@@ -146,6 +154,7 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
         "sectors": form.sectors.data or [],
         "countries": form.countries.data or [],
         "newcomer_share": (form.newcomer_share.data or 0) / 100,
+        "call_year": int(form.call_year.data or eligibility.default_call_year()),
     }
     session["draft"] = []
     return redirect(url_for("pages.results"))
@@ -164,6 +173,7 @@ def current_request(extra: dict[str, Any] | None = None) -> MatchRequest | None:
         sectors=params.get("sectors", []),
         countries=params.get("countries", []),
         newcomer_share=params.get("newcomer_share", MatchRequest.newcomer_share),
+        call_year=params.get("call_year"),
         k=params.get("k", 10),
     )
 
@@ -206,7 +216,9 @@ def results() -> str | WerkzeugResponse:
 
 def draft_panel() -> dict[str, Any]:
     search = session.get("search") or {}
-    found: DraftPanel = partner_match().draft(members_of(search), search.get("action", "cooperation"))
+    found: DraftPanel = partner_match().draft(
+        members_of(search), search.get("action", "cooperation"), search.get("call_year"), search.get("applicant")
+    )
     return {
         "members": found.members,
         "eligibility": found.eligibility,

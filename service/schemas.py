@@ -40,6 +40,7 @@ class RecommendationIn(BaseModel):
     exclude_countries: list[str] = Field(default_factory=list, max_length=60)
     k: int = Field(10, ge=1, le=MAX_K)
     newcomer_share: float = Field(FairConfig.share, ge=0.0, le=1.0)
+    call_year: int | None = Field(None, ge=2014, le=2035, description="The call applied to (default: the next one)")
 
     _countries = field_validator("countries", "exclude_countries")(_check_countries)
     _sectors = field_validator("sectors")(_check_sectors)
@@ -65,8 +66,10 @@ class ReasonOut(BaseModel):
 
 class EligibilityOut(BaseModel):
     eligible: bool
-    missing: list[str]
-    programme_countries: list[str]
+    missing: list[str] = Field(description="Every unmet rule of the Programme Guide, in words")
+    programme_countries: list[str] = Field(description="EU Member States and associated countries counted")
+    notes: list[str] = Field(description="Why a member does not count, and rules to know about")
+    call_year: int
 
 
 class ResultOut(BaseModel):

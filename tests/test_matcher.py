@@ -21,22 +21,24 @@ def m(i: int, country: str, sector: str = "vet") -> Member:
 def test_cooperation_partnership_rules() -> None:
     two = check([m(1, "DE"), m(2, "FR")], "cooperation")
     assert not two.eligible and two.organisations_needed == 1 and two.countries_needed == 1
-    assert any("1 more organisations" in x for x in two.missing)
+    assert any("1 more organisation from" in x for x in two.missing)
     assert check([m(1, "DE"), m(2, "FR"), m(3, "NO")], "cooperation").eligible
     same = check([m(1, "DE"), m(2, "DE"), m(3, "FR")], "cooperation")
     assert not same.eligible and same.countries_needed == 1 and same.organisations_needed == 0
-    partner_country = check([m(1, "DE"), m(2, "FR"), m(3, "GB")], "cooperation")  # GB: partner country
+    partner_country = check([m(1, "DE"), m(2, "FR"), m(3, "GB")], "cooperation", 2026)  # GB: not associated in 2026
     assert not partner_country.eligible
-    assert check([m(1, "DE"), m(2, "FR"), m(3, "GB"), m(4, "TR")], "cooperation").eligible
+    assert any("United Kingdom is not associated" in n and "does not count" in n for n in partner_country.notes)
+    assert check([m(1, "DE"), m(2, "FR"), m(3, "GB"), m(4, "TR")], "cooperation", 2026).eligible
+    assert check([m(1, "DE"), m(2, "FR"), m(3, "GB")], "cooperation", 2027).eligible  # associated from 2027
 
 
 def test_small_scale_and_school_rules() -> None:
     assert check([m(1, "DE"), m(2, "FR")], "small-scale").eligible
     assert not check([m(1, "DE"), m(2, "DE")], "small-scale").eligible
     assert not check([m(1, "DE")], "small-scale").eligible
-    schools = check([m(1, "DE", "school"), m(2, "FR", "school")], "school")
+    schools = check([m(1, "DE", "school"), m(2, "FR", "school")], "school", 2019)
     assert schools.eligible
-    mixed = check([m(1, "DE", "school"), m(2, "FR", "vet")], "school")
+    mixed = check([m(1, "DE", "school"), m(2, "FR", "vet")], "school", 2019)
     assert not mixed.eligible and any("schools" in x for x in mixed.missing)
     with pytest.raises(UnknownCode, match="unknown action"):
         check([], "mobility")
@@ -238,7 +240,11 @@ def test_proposed_consortia_are_eligible_and_cover_sectors(demo_matcher) -> None
     applicant, _ = _busiest_pair(demo_matcher)
     for action, sectors in (("cooperation", ["enterprise", "youth"]), ("small-scale", []), ("school", [])):
         req = MatchRequest(
-            idea="digital skills", action=action, applicant=applicant if action != "school" else None, sectors=sectors
+            idea="digital skills",
+            action=action,
+            applicant=applicant if action != "school" else None,
+            sectors=sectors,
+            call_year=2019 if action == "school" else None,  # the legacy school exchange: calls 2018-2020
         )
         proposals = demo_matcher.propose_consortia(req, n=3)
         assert proposals, action

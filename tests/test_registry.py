@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from matcher import importers, vocab
+from matcher import eligibility, importers, vocab
 from matcher.db import Database, Organisation, Participation
 from matcher.newcomer import Experience, NewcomerRule
 from matcher.registry import experience_of, experience_table, participation_counts
@@ -78,7 +78,7 @@ def test_country_vocabulary() -> None:
     assert vocab.normalise_country("EL") == "GR" and vocab.normalise_country("UK") == "GB"
     assert vocab.normalise_country("FI;FI") == "FI" and vocab.normalise_country("Germany") == "DE"
     assert vocab.normalise_country("") is None
-    assert vocab.is_programme_country("TR") and not vocab.is_programme_country("GB")
+    assert eligibility.counts_toward("TR", 2026) and not eligibility.counts_toward("GB", 2026)
     assert vocab.country_name("GR") == "Greece"
     assert vocab.erasmus_type_sector("Something about Vocational training") == "vet"
 
