@@ -279,6 +279,7 @@ class PartnerMatch:
         with self.db.session() as s:
             orgs = registry.organisations_by_id(s, ids)
             counts = registry.project_counts(s, [i for i in ids if i in orgs])
+            counted = registry.counted_projects(s, self.rule, [i for i in ids if i in orgs])
         return [
             Listed(
                 o.id,
@@ -289,7 +290,7 @@ class PartnerMatch:
                 o.org_type,
                 o.website,
                 o.description,
-                self.rule.is_newcomer(counts[o.id]),
+                self.rule.is_newcomer(counted[o.id]),
                 counts[o.id],
                 (scores or {}).get(o.id),
             )
@@ -303,6 +304,7 @@ class PartnerMatch:
             if org is None:
                 return None
             exp = registry.experience_of(s, org_id)
+            counted = registry.counted_projects(s, self.rule, [org_id])[org_id]
             projects = registry.projects_of(s, org_id)
             partner_rows = registry.partners_of(s, org_id)
         partners = {p.id: p for p in self._listed([p for p, _ in partner_rows])}
@@ -321,7 +323,7 @@ class PartnerMatch:
             "sector": org.sector,
             "description": org.description,
             "sources": org.sources,
-            "newcomer": self.rule.is_newcomer(exp),
+            "newcomer": self.rule.is_newcomer(counted),
             "experience": exp.__dict__,
             "projects": projects,
             "similar": self._similar(org_id),

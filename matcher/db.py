@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ColumnElement,
     Date,
     DateTime,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    true,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -89,6 +91,8 @@ class Project(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     topics: Mapped[list[str]] = mapped_column(default=list)
     source: Mapped[str | None] = mapped_column(String(50))
+    # programme family (erasmus, horizon, culture, interreg, other): what the newcomer rule counts
+    family: Mapped[str] = mapped_column(String(30), default="other", server_default="other", index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -113,6 +117,8 @@ class Participation(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
     role: Mapped[str] = mapped_column(String(20))
+    # received support (a beneficiary), as opposed to an associated partner or a third party
+    funded: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     ec_contribution: Mapped[float | None] = mapped_column(Float)
 
     project: Mapped[Project] = relationship(back_populates="participations")

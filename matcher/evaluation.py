@@ -39,33 +39,37 @@ METHODS = (
     "matcher",
 )
 CUTOFF = 1000
+ATTENTION = 1.0 / np.log2(np.arange(2, 12))  # the attention a user gives ranks 1..10 (DCG discount)
 
 
 @dataclass
 class MethodResult:
     ranks: list[int] = field(default_factory=list)  # 0 when not in the top CUTOFF
     newcomer_flags: list[bool] = field(default_factory=list)
-    exposure: list[float] = field(default_factory=list)
+    exposure: list[float] = field(default_factory=list)  # share of newcomers in the top 10
+    attention: list[float] = field(default_factory=list)  # their share of position-weighted (DCG) attention
     shown: set[int] = field(default_factory=set)
 
     def metrics(self, pool_size: int, with_exposure: bool) -> dict[str, Any]:
         ranks = np.array(self.ranks)
         new = np.array(self.newcomer_flags, dtype=bool)
 
-        def recall(sel: np.ndarray, k: int) -> float:
-            return float(np.mean((ranks[sel] > 0) & (ranks[sel] <= k))) if sel.any() else 0.0
+        def recall(sel: np.ndarray, k: int) -> float | None:
+            """None, not 0, for a subgroup without queries: "–" in tables."""
+            return round(float(np.mean((ranks[sel] > 0) & (ranks[sel] <= k))), 4) if sel.any() else None
 
         everyone = np.ones(len(ranks), dtype=bool)
-        mrr = float(np.mean(np.where(ranks > 0, 1.0 / np.maximum(ranks, 1), 0.0))) if len(ranks) else 0.0
+        mrr = float(np.mean(np.where(ranks > 0, 1.0 / np.maximum(ranks, 1), 0.0))) if len(ranks) else None
         return {
-            "recall@10": round(recall(everyone, 10), 4),
-            "recall@50": round(recall(everyone, 50), 4),
-            "mrr": round(mrr, 4),
-            "recall@10_newcomer": round(recall(new, 10), 4),
-            "recall@10_repeat": round(recall(~new, 10), 4),
+            "recall@10": recall(everyone, 10),
+            "recall@50": recall(everyone, 50),
+            f"mrr@{CUTOFF}": None if mrr is None else round(mrr, 4),
+            "recall@10_newcomer": recall(new, 10),
+            "recall@10_repeat": recall(~new, 10),
             "newcomers": int(new.sum()),
             "repeats": int((~new).sum()),
             "newcomer_exposure@10": round(float(np.mean(self.exposure)), 4) if with_exposure else None,
+            "newcomer_attention@10": round(float(np.mean(self.attention)), 4) if with_exposure else None,
             "coverage@10": round(len(self.shown) / max(pool_size, 1), 4),
         }
 
@@ -282,7 +286,8 @@ def evaluate(
         raise ValueError(f"unknown protocol {protocol!r}; expected 'time' or 'loo'")
     if protocol == "time" and test_from_year is None:
         raise ValueError("--test-from-year is required for the time protocol")
-    fair, weights, rule = fair or FairConfig(), weights or ScoreConfig(), rule or NewcomerRule()
+    # CORDIS consortia hold no Erasmus+ project: a newcomer here is new to the loaded data
+    fair, weights, rule = fair or FairConfig(), weights or ScoreConfig(), rule or NewcomerRule(programmes=None)
     setup = _load(paths, protocol, test_from_year, limit, train_years, max_train, config or FeatureConfig(), progress)
     if "tfidf" in methods:
         setup.tfidf = _tfidf(setup.texts)
@@ -336,6 +341,9 @@ def _record(
         top10 = rank(scores, pool, 10)
     res.newcomer_flags.append(bool(newcomer[hidden]))
     res.exposure.append(float(np.mean(newcomer[top10])) if len(top10) else 0.0)
+    res.attention.append(
+        float(np.dot(newcomer[top10], ATTENTION[: len(top10)]) / ATTENTION[: len(top10)].sum()) if len(top10) else 0.0
+    )
     res.shown.update(top10.tolist())
 
 
@@ -368,15 +376,17 @@ def format_table(report: dict[str, Any]) -> str:
     cols = (
         "recall@10",
         "recall@50",
-        "mrr",
+        "mrr@1000",
         "recall@10_newcomer",
         "recall@10_repeat",
         "newcomer_exposure@10",
+        "newcomer_attention@10",
         "coverage@10",
     )
     lines = [
         f"protocol {report['protocol']}, {report['queries']} queries "
-        f"({next(iter(report['methods'].values()))['newcomers']} with a newcomer hidden)",
+        f"({next(iter(report['methods'].values()))['newcomers']} with a newcomer hidden; "
+        f"newcomer: {report.get('newcomer_rule', 'no past project in the loaded data')})",
         "| method | " + " | ".join(cols) + " |",
         "|---" * (len(cols) + 1) + "|",
     ]

@@ -33,10 +33,16 @@ class History:
     incidence: sp.csr_matrix  # (n_orgs, n_projects) 1 where the organisation took part
     coordinated: sp.csr_matrix  # same shape, 1 where it coordinated
     project_vectors: np.ndarray | None = None  # (n_projects, d) text embeddings, zero rows when no text
+    funded: sp.csr_matrix | None = None  # like incidence, only where it received support (default: incidence)
+    project_families: np.ndarray | None = None  # (n_projects,) programme family (default: "other")
     org_position: dict[int, int] = field(default_factory=dict)
     project_position: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.funded is None:
+            self.funded = self.incidence
+        if self.project_families is None:
+            self.project_families = np.full(len(self.project_ids), "other")
         self.org_position = {int(i): p for p, i in enumerate(self.org_ids.tolist())}
         self.project_position = {int(i): p for p, i in enumerate(self.project_ids.tolist())}
         self.incidence_t = self.incidence.T.tocsr()
@@ -54,10 +60,12 @@ class History:
         ppos = {int(i): n for n, i in enumerate(project_ids.tolist())}
         rows = np.array([opos[p[0]] for p in parts], dtype=np.int64)
         cols = np.array([ppos[p[1]] for p in parts], dtype=np.int64)
-        coord = np.array([p[2] == "coordinator" for p in parts])
+        coord = np.array([p[2] == "coordinator" for p in parts], dtype=bool)
+        paid = np.array([bool(p[3]) for p in parts], dtype=bool)
         shape = (len(org_ids), len(project_ids))
         inc = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
         cin = sp.csr_matrix((np.ones(int(coord.sum()), np.float32), (rows[coord], cols[coord])), shape=shape)
+        funded = sp.csr_matrix((np.ones(int(paid.sum()), np.float32), (rows[paid], cols[paid])), shape=shape)
         return cls(
             org_ids,
             np.array([o[1] or "" for o in orgs]),
@@ -66,6 +74,8 @@ class History:
             np.array([int(p[1]) if p[1] is not None else -1 for p in projects]),
             inc,
             cin,
+            funded=funded,
+            project_families=np.array([p[2] or "other" for p in projects]),
         )
 
 

@@ -135,7 +135,7 @@ class Matcher:
         self.org_types = org_types if org_types is not None else np.array([""] * len(history.org_ids))
         self.eche = eche or set()  # holders of an Erasmus Charter for Higher Education
         self.mask = np.ones(len(history.project_ids), dtype=bool)
-        self.counts = history.incidence @ self.mask.astype(np.float32)
+        self.counts = self.rule.counts(history.incidence, history.funded, history.project_families, self.mask)
         self.newcomer = self.rule.flags(self.counts)
         self._profile_rows: np.ndarray | None = None
 

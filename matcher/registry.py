@@ -46,14 +46,30 @@ def participation_counts(session: Session) -> dict[int, int]:
     }
 
 
-def _newcomer_clause(rule: NewcomerRule) -> ColumnElement[bool]:
-    """SQL form of ``rule``: at most ``max_projects`` distinct past projects."""
-    experienced = (
-        select(Participation.organisation_id)
+def _counted(rule: NewcomerRule) -> Select[int, int]:
+    """Counted past projects per organisation, by ``rule`` (only organisations with at least one)."""
+    return (
+        select(Participation.organisation_id, func.count(func.distinct(Participation.project_id)).label("n"))
+        .join(Project, Project.id == Participation.project_id)
+        .where(*rule.conditions())
         .group_by(Participation.organisation_id)
-        .having(func.count(func.distinct(Participation.project_id)) > rule.max_projects)
     )
+
+
+def _newcomer_clause(rule: NewcomerRule) -> ColumnElement[bool]:
+    """SQL form of ``rule``: at most ``max_projects`` counted past projects."""
+    counted = _counted(rule).subquery()
+    experienced = select(counted.c.organisation_id).where(counted.c.n > rule.max_projects)
     return Organisation.id.not_in(experienced)
+
+
+def counted_projects(session: Session, rule: NewcomerRule, ids: Sequence[int] | None = None) -> dict[int, int]:
+    """Past projects counted by the newcomer rule (for the given organisations, 0 where none)."""
+    query = _counted(rule)
+    if ids is not None:
+        query = query.where(Participation.organisation_id.in_(ids))
+    found = {int(o): int(n) for o, n in session.execute(query)}
+    return found if ids is None else {i: found.get(i, 0) for i in ids}
 
 
 def _filtered(query: Select[Any], f: OrganisationFilter, rule: NewcomerRule) -> Select[Any]:
@@ -132,7 +148,7 @@ def named_organisations(session: Session) -> list[tuple[int, str]]:
 
 def stats(session: Session, rule: NewcomerRule | None = None) -> dict[str, Any]:
     rule = rule or NewcomerRule()
-    counts = participation_counts(session)
+    counts = counted_projects(session, rule)
     by_source: Counter[str] = Counter()
     by_sector: Counter[str] = Counter()
     by_country: Counter[str] = Counter()
@@ -152,6 +168,7 @@ def stats(session: Session, rule: NewcomerRule | None = None) -> dict[str, Any]:
         "participations": session.scalar(select(func.count()).select_from(Participation)) or 0,
         "newcomers": newcomers,
         "newcomer_max_projects": rule.max_projects,
+        "newcomer_rule": rule.describe(),
         "by_source": dict(by_source.most_common()),
         "by_sector": dict(by_sector.most_common()),
         "by_country": dict(by_country.most_common()),
@@ -269,8 +286,10 @@ def history_rows(session: Session) -> tuple[list[Any], list[Any], list[Any]]:
     orgs = session.execute(
         select(Organisation.id, Organisation.country, Organisation.sector).order_by(Organisation.id)
     ).all()
-    projects = session.execute(select(Project.id, Project.year).order_by(Project.id)).all()
-    parts = session.execute(select(Participation.organisation_id, Participation.project_id, Participation.role)).all()
+    projects = session.execute(select(Project.id, Project.year, Project.family).order_by(Project.id)).all()
+    parts = session.execute(
+        select(Participation.organisation_id, Participation.project_id, Participation.role, Participation.funded)
+    ).all()
     return list(orgs), list(projects), list(parts)
 
 

@@ -106,6 +106,20 @@ def extra_countries() -> dict[str, str]:
     return dict(_public(_vocab()["extra_countries"]))
 
 
+def programme_families() -> dict[str, str]:
+    """Family code -> label (``erasmus``, ``horizon``, ``culture``, ``interreg``)."""
+    return {k: str(v["label"]) for k, v in _public(_vocab()["programme_families"]).items()}
+
+
+def programme_family(programme: str | None, source: str | None) -> str:
+    """The family of a project's programme (``other`` when none fits): what the newcomer rule counts."""
+    lowered = (programme or "").casefold()
+    for family, entry in _public(_vocab()["programme_families"]).items():
+        if any(k in lowered for k in entry["keywords"]):
+            return str(family)
+    return str(_public(_vocab()["source_families"]).get(source or "", "other"))
+
+
 def check_sector(code: str) -> str:
     if code not in sectors():
         raise UnknownCode(f"unknown sector {code!r}; expected one of {', '.join(sectors())}")

@@ -123,7 +123,7 @@ def stats(ctx: Context, as_json: bool) -> None:
     click.echo(f"organisations:  {data['organisations']}")
     click.echo(f"projects:       {data['projects']}")
     click.echo(f"participations: {data['participations']}")
-    click.echo(f"newcomers:      {data['newcomers']} (at most {data['newcomer_max_projects']} past projects)")
+    click.echo(f"newcomers:      {data['newcomers']} ({data['newcomer_rule']})")
     for title, key, limit in (
         ("by source", "by_source", 20),
         ("by sector", "by_sector", 20),

@@ -27,6 +27,7 @@ class Settings:
     secret_key: str | None = None
     ratelimit_storage_uri: str = "memory://"
     newcomer_max_projects: int = 0
+    newcomer_programmes: str = "erasmus"
     exact_search_max: int = 200_000
     encoder: str = "minilm"
     rate_limit: str = "600/minute"
@@ -48,6 +49,7 @@ class Settings:
             secret_key=env.get("PARTNER_MATCH_SECRET_KEY") or None,
             ratelimit_storage_uri=env.get("PARTNER_MATCH_RATELIMIT_STORAGE_URI") or "memory://",
             newcomer_max_projects=_int(env, "PARTNER_MATCH_NEWCOMER_MAX_PROJECTS", 0),
+            newcomer_programmes=env.get("PARTNER_MATCH_NEWCOMER_PROGRAMMES") or "erasmus",
             exact_search_max=_int(env, "PARTNER_MATCH_EXACT_SEARCH_MAX", 200_000),
             encoder=env.get("PARTNER_MATCH_ENCODER") or "minilm",
             rate_limit=env.get("PARTNER_MATCH_RATE_LIMIT") or "600/minute",

@@ -27,7 +27,7 @@ def build(settings: Settings, encoder: Encoder | None = None) -> PartnerMatch:
         encoder if encoder is not None else (lambda: load_encoder(settings.encoder)),
         IndexStore(settings.index_dir),
         RankerStore(settings.ranker_path),
-        NewcomerRule(settings.newcomer_max_projects),
+        NewcomerRule.parse(settings.newcomer_max_projects, settings.newcomer_programmes),
         settings.exact_search_max,
     )
 

@@ -34,12 +34,13 @@ def test_evaluate_command_small(runner, cli_env, tmp_path, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["protocol"] == "loo" and report["queries"] == 40
+    assert report["newcomer_rule"].startswith("no past project in the loaded data")
     assert set(report["methods"]) == set(METHODS)
     for metrics in report["methods"].values():
         assert {
             "recall@10",
             "recall@50",
-            "mrr",
+            "mrr@1000",
             "recall@10_newcomer",
             "recall@10_repeat",
             "newcomers",
@@ -111,3 +112,23 @@ def test_ranker_fit_on_real_consortia_is_served(runner, cli_env, monkeypatch) ->
     without = [r.organisation_id for r in default.recommend(request).results]
     assert len(with_ranker) == 10 and not set(with_ranker) & set(members)
     assert with_ranker != without  # the fitted order is really used
+
+
+def test_metrics_name_what_they_measure_and_say_when_a_subgroup_is_empty() -> None:
+    import numpy as np
+
+    from matcher.evaluation import ATTENTION, MethodResult, _record
+    from matcher.fairness import FairConfig
+
+    res = MethodResult()
+    newcomer = np.array([False, True, False, False])
+    scores = np.array([0.1, 0.2, 0.9, 0.5])
+    pool = np.array([1, 2, 3])
+    pool_mask = np.array([False, True, True, True])
+    _record(res, False, scores, pool, pool_mask, newcomer, hidden=3, fair=FairConfig(share=0.0))
+    m = res.metrics(pool_size=4, with_exposure=True)
+    assert m["recall@10"] == 1.0 and m["mrr@1000"] == 0.5  # the hidden one ranks 2nd, behind organisation 2
+    assert m["recall@10_newcomer"] is None and m["newcomers"] == 0  # no query hid a newcomer: not 0.000
+    # newcomer (organisation 1) is 3rd of 3: a third of the list, less of the attention
+    assert m["newcomer_exposure@10"] == round(1 / 3, 4)
+    assert m["newcomer_attention@10"] == round(ATTENTION[2] / ATTENTION[:3].sum(), 4) < 1 / 3

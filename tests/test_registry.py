@@ -7,6 +7,7 @@ from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from matcher import eligibility, importers, vocab
@@ -15,6 +16,7 @@ from matcher.newcomer import Experience, NewcomerRule
 from matcher.registry import experience_of, experience_table, participation_counts
 from service.cli import main
 from service.config import Settings
+from tests.conftest import shared_path
 
 DEMO = Path(__file__).resolve().parent.parent / "seed_data" / "demo"
 
@@ -93,3 +95,40 @@ def test_cli_import_and_stats(runner, cli_env) -> None:
     assert data["newcomers"] >= 0.4 * data["organisations"]
     assert {"organisations", "projects", "participations", "newcomers", "by_source", "by_sector"} <= set(data)
     assert Path(cli_env["PARTNER_MATCH_DATABASE_URL"].removeprefix("sqlite:///")).exists()
+
+
+def test_newcomer_to_erasmus_counts_only_funded_erasmus_participations(sqlite_db: Database, tmp_path: Path) -> None:
+    from embeddings.encoders import HashingEncoder
+    from embeddings.index import IndexStore
+    from matcher.app import PartnerMatch
+    from matcher.ranker import RankerStore
+    from matcher.registry import counted_projects
+
+    with sqlite_db.session() as s:
+        importers.import_path(s, shared_path("cordis-2014"), progress=False)
+    pm = PartnerMatch(sqlite_db, HashingEncoder(), IndexStore(tmp_path / "i"), RankerStore(tmp_path / "r"))
+    with sqlite_db.session() as s:
+        busiest = max(participation_counts(s).items(), key=lambda kv: kv[1])[0]
+        assert counted_projects(s, NewcomerRule(), [busiest]) == {busiest: 0}  # Horizon 2020 only
+        assert counted_projects(s, NewcomerRule(programmes=None), [busiest])[busiest] >= 5
+    detail = pm.organisation(busiest)
+    assert detail is not None and detail["experience"]["projects"] >= 5 and detail["newcomer"] is True
+    assert pm.stats()["newcomers"] == pm.stats()["organisations"]
+    assert "Erasmus+ and its predecessors" in pm.stats()["newcomer_rule"]
+    strict = PartnerMatch(
+        sqlite_db,
+        HashingEncoder(),
+        IndexStore(tmp_path / "i"),
+        RankerStore(tmp_path / "r"),
+        NewcomerRule.parse(0, "all"),
+    )
+    assert strict.organisation(busiest)["newcomer"] is False  # type: ignore[index]
+    with pytest.raises(ValueError, match="unknown programme family"):
+        NewcomerRule.parse(0, "erasmus,lottery")
+
+
+def test_third_parties_and_associated_partners_are_not_funded(sqlite_db: Database) -> None:
+    with sqlite_db.session() as s:
+        importers.import_path(s, shared_path("cordis-ecsel"), progress=False)
+        pairs = set(s.execute(select(Participation.role, Participation.funded).distinct()).all())
+    assert ("other", False) in pairs and ("coordinator", True) in pairs and ("other", True) not in pairs

@@ -42,6 +42,7 @@ PROJECT_FIELDS = (
     "summary",
     "topics",
     "source",
+    "family",
 )
 
 
@@ -97,6 +98,7 @@ class PartRecord:
     org: OrgRecord
     role: str
     ec_contribution: float | None = None
+    funded: bool = True  # a beneficiary; False for associated partners and third parties
 
 
 @dataclass

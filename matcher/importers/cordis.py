@@ -21,6 +21,8 @@ from matcher.importers.common import (
     parse_pic,
 )
 
+# associated partners and third parties take part without a grant of their own
+UNFUNDED_ROLES = frozenset({"partner", "associatedpartner", "thirdparty"})
 CORDIS_ROLES = {
     "coordinator": "coordinator",
     "participant": "partner",
@@ -117,7 +119,8 @@ def _participation(line: int, row: dict[str, str], start_dates: dict[str, dt.dat
         sector=sector if org_type else None,
         seen_at=start_dates.get(project),
     )
-    return PartRecord(line, project, org, CORDIS_ROLES[role_raw], ec)
+    funded = role_raw not in UNFUNDED_ROLES
+    return PartRecord(line, project, org, CORDIS_ROLES[role_raw], ec, funded)
 
 
 def parse_cordis(path: Path, progress: bool = True) -> Parsed:

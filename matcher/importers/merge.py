@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from matcher import vocab
 from matcher.db import ROLE_STRENGTH, DuplicateCandidate, Organisation, Participation, Project, utcnow
 from matcher.importers.common import (
     ORG_FIELDS,
@@ -207,6 +208,7 @@ def _write_projects(session: Session, parsed: Parsed) -> tuple[dict[str, int], d
                 current.setdefault(key, None if key != "topics" else [])
             else:
                 current[key] = value
+        current["family"] = vocab.programme_family(current.get("programme"), current.get("source"))
     new = [s for s in state.values() if s["id"] is None]
     payload = [
         {k: s.get(k) if k != "topics" else (s.get("topics") or []) for k in pcols if k != "id"}
@@ -233,18 +235,20 @@ def _write_projects(session: Session, parsed: Parsed) -> tuple[dict[str, int], d
 def _write_participations(
     session: Session, parsed: Parsed, project_ids: dict[str, int], resolved: dict[int, dict[str, Any]], progress: bool
 ) -> dict[str, int]:
-    """One participation per (project, organisation): the strongest role wins, a known contribution stays."""
+    """One participation per (project, organisation): the strongest role wins, a known contribution stays,
+    and it counts as funded when any of its records is."""
     existing: dict[tuple[int, int], dict[str, Any]] = {}
-    for pid, project_id, org_id, role, ec in session.execute(
+    for pid, project_id, org_id, role, ec, funded in session.execute(
         select(
             Participation.id,
             Participation.project_id,
             Participation.organisation_id,
             Participation.role,
             Participation.ec_contribution,
+            Participation.funded,
         )
     ):
-        existing[(project_id, org_id)] = {"id": pid, "role": role, "ec_contribution": ec}
+        existing[(project_id, org_id)] = {"id": pid, "role": role, "ec_contribution": ec, "funded": funded}
     state: dict[tuple[int, int], dict[str, Any]] = {}
     for rec in parsed.parts:
         found = project_ids.get(rec.project)
@@ -255,22 +259,31 @@ def _write_participations(
         current = state.get(key)
         if current is None:
             base = existing.get(key)
-            current = state[key] = dict(base) if base else {"id": None, "role": rec.role, "ec_contribution": None}
+            current = state[key] = (
+                dict(base) if base else {"id": None, "role": rec.role, "ec_contribution": None, "funded": rec.funded}
+            )
+        current["funded"] = current["funded"] or rec.funded
         if ROLE_STRENGTH[rec.role] > ROLE_STRENGTH[current["role"]]:
             current["role"] = rec.role
         if current["ec_contribution"] is None and rec.ec_contribution is not None:
             current["ec_contribution"] = rec.ec_contribution
     new = [
-        {"project_id": k[0], "organisation_id": k[1], "role": s["role"], "ec_contribution": s["ec_contribution"]}
+        {
+            "project_id": k[0],
+            "organisation_id": k[1],
+            "role": s["role"],
+            "ec_contribution": s["ec_contribution"],
+            "funded": s["funded"],
+        }
         for k, s in state.items()
         if s["id"] is None
     ]
     for start in tqdm(range(0, len(new), 5000), desc="writing participations", disable=not progress, leave=False):
         session.execute(insert(Participation), new[start : start + 5000])
     changes = [
-        {"id": s["id"], "role": s["role"], "ec_contribution": s["ec_contribution"]}
+        {"id": s["id"], "role": s["role"], "ec_contribution": s["ec_contribution"], "funded": s["funded"]}
         for k, s in state.items()
-        if s["id"] is not None and _changed(existing[k], s, ("role", "ec_contribution"))
+        if s["id"] is not None and _changed(existing[k], s, ("role", "ec_contribution", "funded"))
     ]
     if changes:
         session.execute(update(Participation), changes)
