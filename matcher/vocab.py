@@ -143,8 +143,21 @@ def erasmus_type_sector(label: str | None) -> str:
     return "other"
 
 
-def cordis_activity(code: str | None) -> tuple[str | None, str]:
-    """(organisation-type label, sector) for a CORDIS activity type such as ``HES``."""
+def hes_sector(name: str | None) -> str:
+    """The project's own reading of a CORDIS ``HES`` (higher *or secondary*): by keywords in the name."""
+    rules = _vocab()["hes_refinement"]
+    folded = f" {(name or '').casefold()} "
+    if any(k in folded for k in rules["higher_education_keywords"]):
+        return "higher_education"
+    if any(k in folded for k in rules["school_keywords"]):
+        return "school"
+    return "higher_education"
+
+
+def cordis_activity(code: str | None, name: str | None = None) -> tuple[str | None, str]:
+    """(organisation-type label, sector) for a CORDIS activity type such as ``HES``.
+
+    The label keeps CORDIS's own meaning; only the sector of an ``HES`` is refined by name."""
     if not code:
         return None, "other"
     parts = {p.strip() for p in code.split(";") if p.strip()}
@@ -153,4 +166,5 @@ def cordis_activity(code: str | None) -> tuple[str | None, str]:
     if value not in types:
         raise UnknownCode(f"unknown CORDIS activity type {code!r}")
     entry = types[value]
-    return f"{entry['label']} ({value})", str(entry["sector"])
+    sector = hes_sector(name) if entry.get("refine_by_name") else str(entry["sector"])
+    return f"{entry['label']} ({value})", sector

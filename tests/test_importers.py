@@ -265,3 +265,31 @@ def test_format_detection_errors(tmp_path: Path) -> None:
         importers.detect_format(odd)
     with pytest.raises(importers.ImportFailed, match="does not exist"):
         importers.detect_format(tmp_path / "nope.csv")
+
+
+def test_a_partner_with_an_unreadable_country_never_drops_the_project(sqlite_db: Database, tmp_path: Path) -> None:
+    rows = real_erasmus_rows()
+    rows[0] = {**rows[0], "Partner 1 country": "Kosovo*", "Partner 2 country": "Atlantis"}
+    rows[1] = {**rows[1], "Coordinator's country": "Atlantis"}
+    path = tmp_path / "ErasmusPlus_export.csv"
+    write_erasmus_csv(path, rows)
+    summary = run_import(sqlite_db, path)
+    reasons = [p.reason for p in summary.problems]
+    assert len(reasons) == 2
+    assert "Partner 2 country: unknown country code 'Atlantis'" in reasons[0] and "project is kept" in reasons[0]
+    assert "Coordinator's country" in reasons[1] and "project is skipped" in reasons[1]
+    with sqlite_db.session() as s:
+        kept = s.scalar(select(Project).where(Project.identifier == rows[0]["Project Identifier"]))
+        assert kept is not None and kept.family == "erasmus"
+        countries = {p.organisation.country for p in kept.participations}
+        assert "XK" in countries  # the Commission's own spelling, asterisk and all
+        assert (
+            len(kept.participations)
+            == sum(
+                1
+                for k, v in rows[0].items()
+                if v and (k == "Coordinating organisation name" or (k.startswith("Partner") and k.endswith(" name")))
+            )
+            - 1
+        )
+        assert s.scalar(select(Project).where(Project.identifier == rows[1]["Project Identifier"])) is None

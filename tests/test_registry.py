@@ -132,3 +132,61 @@ def test_third_parties_and_associated_partners_are_not_funded(sqlite_db: Databas
         importers.import_path(s, shared_path("cordis-ecsel"), progress=False)
         pairs = set(s.execute(select(Participation.role, Participation.funded).distinct()).all())
     assert ("other", False) in pairs and ("coordinator", True) in pairs and ("other", True) not in pairs
+
+
+OFFICIAL_TYPES = {  # the Project Results Platform's organisation-type labels and the sector each means here
+    "Higher education institution (tertiary level)": "higher_education",
+    "School/Institute/Educational centre – General education (pre-primary level)": "school",
+    "School/Institute/Educational centre – General education (primary level)": "school",
+    "School/Institute/Educational centre – General education (secondary level)": "school",
+    "School/Institute/Educational centre – Vocational Training (secondary level)": "vet",
+    "School/Institute/Educational centre – Vocational Training (tertiary level)": "vet",
+    "School/Institute/Educational centre – Adult education": "adult_education",
+    "Adult education provider": "adult_education",
+    "Vocational education and training provider": "vet",
+    "Youth organisation": "youth",
+    "Youth council": "youth",
+    "Group of young people active in youth work": "youth",
+    "Youth centre": "youth",
+    "Small and medium sized enterprise": "enterprise",
+    "Large enterprise": "enterprise",
+    "Chamber of Commerce": "enterprise",
+    "Social partner or other representative of working life (chambers of commerce, trade union, trade association)": "civil_society",
+    "Trade union": "civil_society",
+    "National Public body": "public_body",
+    "Regional Public body": "public_body",
+    "Local Public body": "public_body",
+    "European or international public body": "public_body",
+    "Accreditation, certification or qualification body": "public_body",
+    "Body providing career guidance, professional counselling and information services": "public_body",
+    "Research Institute/Centre": "research",
+    "Non-governmental organisation/association/social enterprise": "civil_society",
+    "Non profit organisations": "civil_society",
+    "European NGO": "civil_society",
+    "Foundation": "civil_society",
+    "Cultural organisation": "civil_society",
+    "Library": "civil_society",
+    "Museum": "civil_society",
+    "Sport federation": "civil_society",
+    "Sport club": "civil_society",
+    "Network": "civil_society",
+    "Hospital": "public_body",
+    "Other": "other",
+}
+
+
+@pytest.mark.parametrize(("label", "sector"), OFFICIAL_TYPES.items())
+def test_every_official_erasmus_plus_type_label(label: str, sector: str) -> None:
+    assert vocab.erasmus_type_sector(label) == sector
+    assert vocab.erasmus_type_sector(label.upper()) == sector  # the export's case varies
+    assert vocab.erasmus_type_sector(f"  {label} ") == sector
+
+
+def test_hes_is_higher_or_secondary_and_refined_by_name() -> None:
+    label, sector = vocab.cordis_activity("HES", "KATHOLIEKE UNIVERSITEIT LEUVEN")
+    assert label == "Higher or secondary education establishment (HES)" and sector == "higher_education"
+    assert vocab.cordis_activity("HES", "Lycée polyvalent Jean Moulin")[1] == "school"
+    assert vocab.cordis_activity("HES", "Gymnasium Bayreuth")[1] == "school"
+    assert vocab.cordis_activity("HES", "London Business School")[1] == "higher_education"
+    assert vocab.cordis_activity("HES", None)[1] == "higher_education"  # no name: the common case
+    assert vocab.cordis_activity("REC", "Lycée des sciences")[1] == "research"  # only HES is refined

@@ -94,7 +94,7 @@ def _project(line: int, row: dict[str, str], topic_titles: dict[str, list[str]])
 def _participation(line: int, row: dict[str, str], start_dates: dict[str, dt.date | None]) -> PartRecord:
     pic = parse_pic(row.get("organisationID"))
     country = vocab.normalise_country(row.get("country"))
-    org_type, sector = vocab.cordis_activity(clean(row.get("activityType")))
+    org_type, sector = vocab.cordis_activity(clean(row.get("activityType")), clean(row.get("name")))
     ec = parse_float(row.get("ecContribution"))
     org_name = clean(row.get("name"))
     if pic is None and org_name is None:

@@ -93,19 +93,24 @@ def _slots(row: dict[str, Any]) -> list[tuple[dict[str, str], str]]:
 
 
 def _members(
-    row: dict[str, Any], line: int, year: int | None, slots: list[tuple[dict[str, str], str]]
+    row: dict[str, Any], line: int, year: int | None, slots: list[tuple[dict[str, str], str]], problems: list[str]
 ) -> list[tuple[OrgRecord, str]]:
+    """The project's organisations. A coordinator that cannot be read drops the project (ValueError);
+    a partner that cannot be read is left out, with a problem, and the project kept."""
     members = []
     for cols, role in slots:
         try:
             org = _ep_org(cols, row, line, year)
+            if org is not None and org.name is None:
+                raise ValueError(f"{cols['name']} is empty: an organisation needs a name")
         except ValueError as exc:
-            raise ValueError(f"{cols['country']}: {exc}") from exc
-        if org is None:
+            message = str(exc) if str(exc).startswith(cols["name"]) else f"{cols['country']}: {exc}"
+            if role == "coordinator":
+                raise ValueError(f"{message}; the project is skipped") from exc
+            problems.append(f"{message}; this partner is left out, the project is kept")
             continue
-        if org.name is None:
-            raise ValueError(f"{cols['name']} is empty: an organisation needs a name")
-        members.append((org, role))
+        if org is not None:
+            members.append((org, role))
     return members
 
 
@@ -150,10 +155,12 @@ def parse_erasmus_plus(path: Path, progress: bool = True) -> Parsed:
             year = parse_year(row.get("Call year"))
             grant_col = next((k for k in row if k and k.startswith(EP_GRANT_PREFIX)), None)
             grant = parse_float(row.get(grant_col)) if grant_col else None
-            members = _members(row, line, year, slots)
+            partner_problems: list[str] = []
+            members = _members(row, line, year, slots, partner_problems)
         except ValueError as exc:
             out.problems.append(Problem(line, str(exc), path.name))
             continue
+        out.problems += [Problem(line, p, path.name) for p in partner_problems]
         out.projects.append(_project(line, ident, row, year))
         for org, role in members:
             out.orgs.append(org)
