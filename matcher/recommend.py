@@ -17,7 +17,7 @@ from matcher import registry, vocab
 from matcher.complementarity import ComplementarityConfig, Gains, gains
 from matcher.db import Database
 from matcher.eligibility import Eligibility, Member, check, default_call_year, may_join
-from matcher.fairness import FairConfig
+from matcher.fairness import QUOTA, SIGNIFICANCE, FairConfig
 from matcher.newcomer import NewcomerRule
 from matcher.ranker import FittedRanker
 from matcher.ranking import (
@@ -48,6 +48,7 @@ class MatchRequest:
     newcomer_share: float = FairConfig.share
     seek_coordinator: bool = False
     call_year: int | None = None  # the call applied to; None: the next one
+    fairness: str = QUOTA  # how the newcomer share is held: a quota, or FA*IR's significance test
 
     @property
     def year(self) -> int:
@@ -202,6 +203,11 @@ class Matcher:
         org_id = int(h.org_ids[pos])
         return Member(org_id, h.countries[pos] or None, str(h.sectors[pos]), self._name(pos), org_id in self.eche)
 
+    def _fair(self, req: MatchRequest) -> FairConfig:
+        if req.fairness == SIGNIFICANCE:
+            return FairConfig.significance(req.newcomer_share)
+        return FairConfig(req.newcomer_share, self.alpha)
+
     def _check(self, positions: list[int], req: MatchRequest) -> Eligibility:
         """The Guide's verdict on these members, the applicant (if any) as coordinator."""
         return check([self._member(p) for p in positions], req.action, req.year, req.applicant)
@@ -213,7 +219,7 @@ class Matcher:
         if len(pool) == 0:
             return MatchResult([], elig)
         ranked = rank(scores, pool, max(req.k * 5, 50))
-        top = fair_top(ranked, self.newcomer, req.k, FairConfig(req.newcomer_share, self.alpha), scores, pool)
+        top = fair_top(ranked, self.newcomer, req.k, self._fair(req), scores, pool)
         return MatchResult([self._explain(int(p), f, g, scores, members, req, elig) for p in top], elig)
 
     # -- reasons --------------------------------------------------------------------------

@@ -97,6 +97,7 @@ def to_request(body: RecommendationIn) -> MatchRequest:
         k=body.k,
         newcomer_share=body.newcomer_share,
         call_year=body.call_year,
+        fairness=body.fairness,
     )
 
 

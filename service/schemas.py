@@ -41,6 +41,11 @@ class RecommendationIn(BaseModel):
     k: int = Field(10, ge=1, le=MAX_K)
     newcomer_share: float = Field(FairConfig.share, ge=0.0, le=1.0)
     call_year: int | None = Field(None, ge=2014, le=2035, description="The call applied to (default: the next one)")
+    fairness: Literal["quota", "significance"] = Field(
+        "quota",
+        description="quota: about newcomer_share of the results are newcomers; significance: FA*IR's adjusted "
+        "test at alpha 0.1, which asks for fewer",
+    )
 
     _countries = field_validator("countries", "exclude_countries")(_check_countries)
     _sectors = field_validator("sectors")(_check_sectors)

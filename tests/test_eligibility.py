@@ -134,3 +134,13 @@ def test_country_names_as_the_commission_writes_them() -> None:
         ("XK", "XK"),
     ]:
         assert vocab.normalise_country(raw) == code, raw
+
+
+def test_fairness_mode_through_the_api(client: FlaskClient) -> None:
+    fr = one_in(client, "FR")
+    quota = recommend(client, applicant=fr, k=10, newcomer_share=0.3)
+    test = recommend(client, applicant=fr, k=10, newcomer_share=0.3, fairness="significance")
+    assert sum(r["organisation"]["newcomer"] for r in quota["results"]) >= 3
+    assert sum(r["organisation"]["newcomer"] for r in test["results"]) >= 1
+    bad = client.post("/api/v1/recommendations", json={"fairness": "lottery"})
+    assert bad.status_code == 400 and bad.get_json()["detail"][0]["field"] == "fairness"
