@@ -90,6 +90,8 @@ class Project(Base):
     title: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)
     topics: Mapped[list[str]] = mapped_column(default=list)
+    # descriptions in several languages (keep.eu): [{"language": "de", "text": ...}], English first
+    descriptions: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     source: Mapped[str | None] = mapped_column(String(50))
     # programme family (erasmus, horizon, culture, interreg, other): what the newcomer rule counts
     family: Mapped[str] = mapped_column(String(30), default="other", server_default="other", index=True)

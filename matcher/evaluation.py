@@ -75,10 +75,10 @@ class MethodResult:
 
 
 def load_data(paths: Sequence[Path], db: Database, progress: bool) -> None:
-    """Import the evaluation's data into a fresh database (CORDIS layout)."""
+    """Import the evaluation's data into a fresh database: any format ``partner-match import`` reads."""
     for path in paths:
         with db.session() as session:
-            importers.import_path(session, Path(path), "cordis", progress=progress)
+            importers.import_path(session, Path(path), progress=progress)
 
 
 def _rank_of(scores: np.ndarray, pool_mask: np.ndarray, target: int) -> int:

@@ -120,6 +120,12 @@ def programme_family(programme: str | None, source: str | None) -> str:
     return str(_public(_vocab()["source_families"]).get(source or "", "other"))
 
 
+@cache
+def legal_forms() -> tuple[str, ...]:
+    """Legal-form words (normalised), longest first, stripped from names before matching by name."""
+    return tuple(sorted(_vocab()["legal_forms"]["forms"], key=len, reverse=True))
+
+
 def check_sector(code: str) -> str:
     if code not in sectors():
         raise UnknownCode(f"unknown sector {code!r}; expected one of {', '.join(sectors())}")
@@ -141,6 +147,15 @@ def erasmus_type_sector(label: str | None) -> str:
         if keyword in clean.lower():
             return str(sector)
     return "other"
+
+
+def sector_from_name(name: str | None, fallback: str = "other") -> str:
+    """A sector read from an organisation's name, for data that gives no type (the project's own reading)."""
+    folded = f" {(name or '').casefold()} "
+    for keyword, sector in _vocab()["name_sector_keywords"]["keywords"]:
+        if keyword in folded:
+            return str(sector)
+    return fallback
 
 
 def hes_sector(name: str | None) -> str:

@@ -324,7 +324,7 @@ def evaluate(
     limit: int | None,
     quiet: bool,
 ) -> None:
-    """Measure how often the matcher finds the partner real CORDIS consortia chose."""
+    """Measure how often the matcher finds the partner real consortia chose (any importable data)."""
     from matcher.evaluation import evaluate as run_evaluation
     from matcher.evaluation import format_table
 

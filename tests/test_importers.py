@@ -293,3 +293,99 @@ def test_a_partner_with_an_unreadable_country_never_drops_the_project(sqlite_db:
             - 1
         )
         assert s.scalar(select(Project).where(Project.identifier == rows[1]["Project Identifier"])) is None
+
+
+CULTURE = ("ec-culture-2007-2013", "Culture_2007_2013_Projects_Overview_2018-08-01.xls")
+KEEP = ("interreg-keep-2014-2020", "keep_closed_1420.xlsx")
+
+
+def test_culture_legacy_xls_imports_every_project(db: Database) -> None:
+    path = shared_path(*CULTURE)
+    assert importers.detect_format(path) == "creative-europe"
+    summary = run_import(db, path)
+    assert summary.counts["projects_created"] == 737
+    # 3,854 organisations named in the export: each either makes a participation or is a reported problem
+    assert summary.counts["participations_created"] + len(summary.problems) == 3854
+    assert all("partner is left out" in p.reason or "appears twice" in p.reason for p in summary.problems)
+    with db.session() as s:
+        programmes = set(s.scalars(select(Project.programme)).all())
+        families = set(s.scalars(select(Project.family)).all())
+        festival = s.scalar(select(Project).where(Project.identifier == "FI-CULT-2008-MOTN-01"))
+    assert programmes == {"Culture 2007-2013"} and families == {"culture"}
+    assert festival is not None and festival.start_date is not None and festival.start_date.year == 2006
+    assert festival.action == "Multi-annual Cooperation Projects"
+    assert run_import(db, path).changed == 0
+
+
+def test_name_keyed_organisations_on_real_rows(sqlite_db: Database) -> None:
+    run_import(sqlite_db, shared_path(*CULTURE))
+    with sqlite_db.session() as s:
+        vooruit = s.scalars(select(Organisation).where(Organisation.name_key == "kunstencentrum vooruit|BE")).all()
+        # "Kunstencentrum Vooruit, Belgium" (no country given) and "KUNSTENCENTRUM VOORUIT" (BE): one organisation
+        assert len(vooruit) == 1 and len(vooruit[0].participations) == 2
+        assert "Kunstencentrum Vooruit, Belgium" in [vooruit[0].name, *vooruit[0].other_names]
+        festival = s.scalars(select(Organisation).where(Organisation.name_key == "kunstenfestivaldesarts|BE")).all()
+        assert len(festival) == 1  # with and without "ASBL"
+    summary = run_import(sqlite_db, shared_path(*KEEP))
+    assert summary.counts["organisations_matched_by_name"] > 0  # Culture organisations again in Interreg
+    with sqlite_db.session() as s:
+        siena, genova = (
+            s.scalar(select(Organisation).where(Organisation.name == n))
+            for n in ("Università degli studi di Siena", "Università degli studi di Genova")
+        )
+        assert siena is not None and genova is not None and siena.id != genova.id  # similar, kept apart
+        pair = (min(siena.id, genova.id), max(siena.id, genova.id))
+        flagged = s.scalar(
+            select(DuplicateCandidate).where(
+                DuplicateCandidate.organisation_a_id == pair[0], DuplicateCandidate.organisation_b_id == pair[1]
+            )
+        )
+        assert flagged is not None and flagged.status == "open"  # for a person to look at
+
+
+def _registry_state(db: Database) -> tuple[set[tuple[object, ...]], ...]:
+    with db.session() as s:
+        orgs = {(o.name, o.country, o.sector, o.city, o.org_type) for o in s.scalars(select(Organisation))}
+        projects = {
+            (p.identifier, p.title, p.family, p.start_date, p.summary, len(p.descriptions))
+            for p in s.scalars(select(Project))
+        }
+        parts = {(p.project.identifier, p.organisation.name, p.role) for p in s.scalars(select(Participation))}
+    return orgs, projects, parts
+
+
+def test_keep_workbook_and_partners_sheet(sqlite_db: Database, tmp_path: Path) -> None:
+    path = shared_path(*KEEP)
+    assert importers.detect_format(path) == "keep"
+    summary = run_import(sqlite_db, path)
+    assert summary.counts["projects_created"] == 1852
+    assert summary.counts["participations_created"] + len(summary.problems) == 8621
+    with sqlite_db.session() as s:
+        projects = s.scalars(select(Project)).all()
+        assert {p.family for p in projects} == {"interreg"}
+        assert sum(1 for p in projects if p.summary) >= 1600
+        bilingual = [p for p in projects if len({d["language"] for d in p.descriptions}) >= 2]
+        assert len(bilingual) >= 800 and {d["language"] for p in bilingual for d in p.descriptions} >= {
+            "en",
+            "de",
+            "it",
+        }
+        coordinators = s.scalar(
+            select(func.count()).select_from(Participation).where(Participation.role == "coordinator")
+        )
+        assert coordinators == 1852  # one lead partner per partnership
+    assert run_import(sqlite_db, path).changed == 0
+    # the partners sheet alone (as keep.eu exports it, CSV), then the workbook: the same registry
+    from python_calamine import CalamineWorkbook
+
+    rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Partners").to_python()
+    partners_csv = tmp_path / "keep_partners.csv"
+    with partners_csv.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    other = Database(f"sqlite:///{tmp_path / 'other.sqlite'}").upgrade()
+    assert importers.detect_format(partners_csv) == "keep"
+    alone = run_import(other, partners_csv)
+    assert alone.counts["projects_created"] == 1852
+    run_import(other, path)
+    assert _registry_state(other) == _registry_state(sqlite_db)
+    other.dispose()

@@ -11,14 +11,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 from sqlalchemy.orm import Session
 
 from matcher.db import ImportRun, utcnow
-from matcher.importers.common import ImportFailed, ImportSummary, Parsed, Problem, checksum_of, clean
+from matcher.importers.common import (
+    SPREADSHEETS,
+    ImportFailed,
+    ImportSummary,
+    Parsed,
+    Problem,
+    checksum_of,
+    clean,
+    open_workbook,
+    sheet_cells,
+)
 from matcher.importers.cordis import parse_cordis
 from matcher.importers.eche import parse_eche
-from matcher.importers.erasmus_plus import parse_erasmus_plus
+from matcher.importers.erasmus_plus import parse_creative_europe, parse_erasmus_plus
+from matcher.importers.keep import KEEP_PARTNERS, KEEP_PROJECTS, parse_keep
 from matcher.importers.merge import DUPLICATE_THRESHOLD, find_organisation, flag_duplicates, write_parsed
 from matcher.importers.registry_csv import parse_registry, registry_record
 
@@ -33,9 +43,11 @@ __all__ = [
     "register_organisation",
 ]
 
-FORMATS = ("erasmus-plus", "cordis", "eche", "registry")
+FORMATS = ("erasmus-plus", "creative-europe", "keep", "cordis", "eche", "registry")
 PARSERS: dict[str, Callable[[Path, bool], Parsed]] = {
     "erasmus-plus": parse_erasmus_plus,
+    "creative-europe": parse_creative_europe,
+    "keep": parse_keep,
     "cordis": parse_cordis,
     "eche": parse_eche,
     "registry": parse_registry,
@@ -53,29 +65,32 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix == ".zip":
         return "cordis"
-    if suffix == ".xlsx":
+    if suffix in SPREADSHEETS:
+        sheets = open_workbook(path).sheet_names
+        if KEEP_PROJECTS in sheets or KEEP_PARTNERS in sheets:
+            return "keep"
+        cells = {clean(c) for row in sheet_cells(path)[:10] for c in row}
+    else:
         try:
-            workbook = openpyxl.load_workbook(path, read_only=True)
-            cells = {clean(c) for row in workbook.worksheets[0].iter_rows(max_row=10, values_only=True) for c in row}
-            workbook.close()
-        except Exception as exc:
-            raise ImportFailed(f"{path.name} cannot be read as XLSX: {exc}") from exc
-        if "Erasmus Code" in cells:
-            return "eche"
-        if "Project Identifier" in cells:
-            return "erasmus-plus"
-        raise ImportFailed(f"{path.name}: neither an ECHE holders list nor an Erasmus+ export")
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4096).decode("utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise ImportFailed(f"{path} cannot be read: {exc}") from exc
-    first = head.splitlines()[0] if head else ""
-    if "Project Identifier" in first:
-        return "erasmus-plus"
-    if "description" in first and "name" in first:
+            with path.open("rb") as fh:
+                head = fh.read(8192).decode("utf-8-sig", errors="replace")
+        except OSError as exc:
+            raise ImportFailed(f"{path} cannot be read: {exc}") from exc
+        cells = {clean(c) for c in (head.splitlines() or [""])[0].replace(";", ",").split(",")}
+    return _format_of_header(path, cells)
+
+
+def _format_of_header(path: Path, cells: set[str | None]) -> str:
+    """Which layout a header row (its cell values) belongs to."""
+    if "Erasmus Code" in cells:
+        return "eche"
+    if "Project Identifier" in cells:
+        return "creative-europe" if "Programme Funding" in cells else "erasmus-plus"
+    if {"Project Partner", "Acronym", "Programme"} <= cells:
+        return "keep"
+    if {"name", "description"} <= cells:
         return "registry"
-    raise ImportFailed(f"{path.name}: cannot tell the format; pass --format ({', '.join(FORMATS)})")
+    raise ImportFailed(f"{path.name}: cannot tell the format from its header; pass --format ({', '.join(FORMATS)})")
 
 
 def source_files(path: Path) -> list[Path]:

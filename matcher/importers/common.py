@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import openpyxl
+from python_calamine import CalamineWorkbook
 from tqdm import tqdm
+
+from matcher import vocab
 
 ORG_FIELDS = (
     "short_name",
@@ -43,7 +45,9 @@ PROJECT_FIELDS = (
     "topics",
     "source",
     "family",
+    "descriptions",
 )
+LIST_FIELDS = ("topics", "descriptions")
 
 
 class ImportFailed(Exception):
@@ -109,6 +113,9 @@ class Parsed:
     projects: list[ProjectRecord] = field(default_factory=list)
     parts: list[PartRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # one row lists a whole consortium: an organisation named twice in it is worth reporting
+    # (CORDIS repeats a participant as its own third party on purpose)
+    report_repeats: bool = False
 
 
 @dataclass
@@ -143,6 +150,8 @@ class ImportSummary:
             f"  projects:       {c.get('projects_created', 0)} created, {c.get('projects_updated', 0)} updated",
             f"  participations: {c.get('participations_created', 0)} created, "
             f"{c.get('participations_updated', 0)} updated",
+            f"  organisations without ids matched by name and country to ones already stored: "
+            f"{c.get('organisations_matched_by_name', 0)}",
             f"  likely duplicates flagged for review: {self.duplicates_flagged}",
             f"  problems: {len(self.problems)}",
         ]
@@ -169,10 +178,37 @@ def normalise_name(name: str) -> str:
     return " ".join(re.sub(r"[^\w]+", " ", ascii_only).split())
 
 
+def country_suffix(name: str) -> tuple[str, str | None]:
+    """``Kunstencentrum Vooruit, Belgium`` -> (``Kunstencentrum Vooruit``, ``BE``); else (name, None)."""
+    head, comma, tail = name.rpartition(",")
+    if comma and head.strip() and len(tail.strip()) > 3:
+        try:
+            code = vocab.normalise_country(tail)
+        except vocab.UnknownCode:
+            code = None
+        if code:
+            return head.strip(), code
+    return name, None
+
+
+def _without_country_suffix(name: str) -> str:
+    return country_suffix(name)[0]
+
+
 def name_key(name: str | None, country: str | None) -> str | None:
+    """The key of an organisation without ids: its name without a country suffix or a trailing legal
+    form, case, accents and punctuation folded, and its country."""
     if not name:
         return None
-    return f"{normalise_name(name)}|{country or ''}"
+    core = normalise_name(_without_country_suffix(name))
+    forms = vocab.legal_forms()
+    changed = True
+    while changed:
+        changed = False
+        for form in forms:
+            if core.endswith(" " + form) and len(core) > len(form) + 1:
+                core, changed = core[: -len(form) - 1], True
+    return f"{core}|{country or ''}"
 
 
 def parse_date(value: Any) -> dt.date | None:
@@ -189,7 +225,7 @@ def parse_date(value: Any) -> dt.date | None:
         return dt.date.fromisoformat(text[:10])
     except ValueError:
         pass
-    for fmt in ("%d/%m/%Y", "%d.%m.%Y"):
+    for fmt in ("%d/%m/%Y", "%d.%m.%Y", "%Y/%m/%d"):
         try:
             return dt.datetime.strptime(text, fmt).date()
         except ValueError:
@@ -207,11 +243,19 @@ def parse_year(value: Any) -> int | None:
 
 
 def parse_float(value: Any) -> float | None:
+    """An amount as exports write it: ``200000.0 EUR``, ``892,228.58``, ``1.234,56``, ``1234,5``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
     text = clean(value)
     if text is None:
         return None
+    number = re.sub(r"(?i)\s*(eur|euros?|€)\s*", "", text).replace(" ", "").replace("\u202f", "")
+    if "," in number and "." in number:  # the separator that comes first groups thousands
+        number = number.replace(",", "") if number.index(",") < number.index(".") else number.replace(".", "")
+    if re.fullmatch(r"-?\d{1,3}(,\d{3})+", number):
+        number = number.replace(",", "")
     try:
-        return float(text.replace(",", "."))
+        return float(number.replace(",", "."))
     except ValueError as exc:
         raise ValueError(f"bad amount {text!r}") from exc
 
@@ -288,30 +332,49 @@ def open_text(raw: bytes, name: str) -> io.StringIO:
         raise ImportFailed(f"{name} is not UTF-8 text: {exc}") from exc
 
 
-def xlsx_rows(path: Path, header_marker: str, progress: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+SPREADSHEETS = (".xlsx", ".xls", ".xlsm", ".ods")
+
+
+def open_workbook(path: Path) -> CalamineWorkbook:
+    """A spreadsheet (XLSX, legacy XLS, ODS) through python-calamine; ImportFailed in one line if unreadable."""
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a broken file
-        raise ImportFailed(f"{path.name} cannot be read as XLSX: {exc}") from exc
-    sheet = workbook.worksheets[0]
-    header: list[str] | None = None
-    bar = tqdm(desc=f"reading {path.name}", unit=" rows", disable=not progress, leave=False)
-    for line, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-        bar.update()
-        if header is None:
-            cells = [clean(c) or "" for c in row]
-            if header_marker in cells:
-                header = cells
-            elif line > 10:
-                raise ImportFailed(f"{path.name}: no header row with {header_marker!r} in the first 10 rows")
-            continue
+        return CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # calamine raises its own kinds for a broken or foreign file
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise ImportFailed(f"{path.name} cannot be read as a spreadsheet: {first}") from exc
+
+
+def sheet_cells(path: Path, sheet: str | None = None) -> list[list[Any]]:
+    """All cells of one sheet (the first when ``sheet`` is None), as Python values."""
+    workbook = open_workbook(path)
+    try:
+        found = workbook.get_sheet_by_name(sheet) if sheet else workbook.get_sheet_by_index(0)
+        return [list(row) for row in found.to_python(skip_empty_area=False)]
+    except Exception as exc:
+        what = f"sheet {sheet!r}" if sheet else "its first sheet"
+        raise ImportFailed(f"{path.name}: cannot read {what}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+
+
+def xlsx_rows(
+    path: Path, header_marker: str, progress: bool, sheet: str | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, row) of a sheet whose header row holds ``header_marker`` (within the first 10 rows)."""
+    cells = sheet_cells(path, sheet)
+    start = next((i for i, row in enumerate(cells[:10]) if header_marker in [clean(c) or "" for c in row]), None)
+    if start is None:
+        raise ImportFailed(f"{path.name}: no header row with {header_marker!r} in the first 10 rows")
+    header = [clean(c) or "" for c in cells[start]]
+    for line, row in tqdm(
+        enumerate(cells[start + 1 :], start=start + 2),
+        total=len(cells) - start - 1,
+        desc=f"reading {path.name}",
+        unit=" rows",
+        disable=not progress,
+        leave=False,
+    ):
         if not any(c not in (None, "") for c in row):
             continue
         yield line, dict(zip(header, row, strict=False))
-    bar.close()
-    workbook.close()
-    if header is None:
-        raise ImportFailed(f"{path.name}: no header row with {header_marker!r}")
 
 
 def need_columns(row: dict[str, str], columns: Iterable[str], name: str) -> None:

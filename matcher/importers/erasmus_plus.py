@@ -1,15 +1,23 @@
-"""The Erasmus+ Project Results Platform export: one row per project, coordinator then partners N."""
+"""The Commission's Project Results Platform exports: one row per project, coordinator then partners N.
+
+Two layouts of the same platform: Erasmus+ (``Call year``, ``Programme``/``Key Action``/``Action
+Type``, organisation types and regions) and Culture 2007-2013 / Creative Europe (``Programme
+Funding``, ``Start date``, no types, coordinator countries as codes, up to 38 partners). Both come
+as CSV (UTF-8 with a byte-order mark), XLSX or legacy XLS.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from matcher import vocab
 from matcher.importers.common import (
+    SPREADSHEETS,
     ImportFailed,
     OrgRecord,
     Parsed,
@@ -18,41 +26,86 @@ from matcher.importers.common import (
     ProjectRecord,
     city_from_address,
     clean,
+    country_suffix,
     csv_records,
     need_columns,
     open_text,
+    parse_date,
     parse_float,
     parse_year,
     xlsx_rows,
 )
 
-EP_GRANT_PREFIX = "EU Grant award in euros"
+GRANT_PREFIX = "EU Grant award in euros"
 
 
-def _ep_org(prefix_cols: dict[str, str], row: dict[str, Any], line: int, year: int | None) -> OrgRecord | None:
-    name = clean(row.get(prefix_cols["name"]))
-    country_raw = clean(row.get(prefix_cols["country"]))
+@dataclass(frozen=True)
+class Layout:
+    """Where one layout keeps what the importer needs."""
+
+    format: str
+    coordinator: dict[str, str]
+    typed: bool  # organisation types and regions given per organisation
+    required: tuple[str, ...]
+
+
+ERASMUS_PLUS = Layout(
+    "erasmus-plus",
+    {
+        "name": "Coordinating organisation name",
+        "type": "Coordinating organisation type",
+        "address": "Coordinator's address",
+        "region": "Coordinator's region",
+        "country": "Coordinator's country",
+        "website": "Coordinator's website",
+    },
+    True,
+    ("Project Identifier", "Project Title", "Call year", "Coordinating organisation name"),
+)
+CREATIVE_EUROPE = Layout(
+    "creative-europe",
+    {
+        "name": "Coordinator's name",
+        "type": "",
+        "address": "Coordinator's address",
+        "region": "",
+        "country": "Coordinator's country",
+        "website": "Coordinator's website",
+    },
+    False,
+    ("Project Identifier", "Project Title", "Programme Funding", "Start date", "Coordinator's name"),
+)
+
+
+def _org(
+    cols: dict[str, str], row: dict[str, Any], line: int, layout: Layout, seen: dt.date | None
+) -> OrgRecord | None:
+    name = clean(row.get(cols["name"]))
+    country_raw = clean(row.get(cols["country"]))
     if name is None and country_raw is None:
         return None
-    label = clean(row.get(prefix_cols["type"]))
-    address = clean(row.get(prefix_cols["address"]))
+    label = clean(row.get(cols["type"])) if layout.typed else None
+    address = clean(row.get(cols["address"]))
+    sector = vocab.erasmus_type_sector(label) if label else (None if layout.typed else vocab.sector_from_name(name))
+    # "Kunstencentrum Vooruit, Belgium" with an empty country column: the name says where
+    country = vocab.normalise_country(country_raw) or (country_suffix(name)[1] if name else None)
     return OrgRecord(
         line,
-        "erasmus-plus",
+        layout.format,
         name=name,
-        country=vocab.normalise_country(country_raw),
-        region=clean(row.get(prefix_cols["region"])),
+        country=country,
+        region=clean(row.get(cols["region"])) if layout.typed else None,
         address=address,
         city=city_from_address(address),
-        website=clean(row.get(prefix_cols["website"])),
+        website=clean(row.get(cols["website"])),
         org_type=label,
-        sector=vocab.erasmus_type_sector(label) if label else None,
-        seen_at=dt.date(year, 1, 1) if year else None,
+        sector=sector,
+        seen_at=seen,
     )
 
 
-def _ep_rows(path: Path, progress: bool) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    if path.suffix.lower() == ".xlsx":
+def _rows(path: Path, progress: bool) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    if path.suffix.lower() in SPREADSHEETS:
         for line, row in xlsx_rows(path, "Project Identifier", progress):
             yield line, row, None
         return
@@ -63,20 +116,10 @@ def _ep_rows(path: Path, progress: bool) -> Iterator[tuple[int, dict[str, Any] |
     yield from csv_records(open_text(raw, path.name), ",", path.name, progress)
 
 
-COORDINATOR = {
-    "name": "Coordinating organisation name",
-    "type": "Coordinating organisation type",
-    "address": "Coordinator's address",
-    "region": "Coordinator's region",
-    "country": "Coordinator's country",
-    "website": "Coordinator's website",
-}
-
-
-def _slots(row: dict[str, Any]) -> list[tuple[dict[str, str], str]]:
+def _slots(row: dict[str, Any], layout: Layout) -> list[tuple[dict[str, str], str]]:
     """The coordinator's columns, then each ``Partner N`` group the header has."""
     numbers = sorted(int(m.group(1)) for k in row if (m := re.fullmatch(r"Partner (\d+) name", k or "")))
-    return [(COORDINATOR, "coordinator")] + [
+    partner = [
         (
             {
                 "name": f"Partner {n} name",
@@ -90,17 +133,23 @@ def _slots(row: dict[str, Any]) -> list[tuple[dict[str, str], str]]:
         )
         for n in numbers
     ]
+    return [(layout.coordinator, "coordinator"), *partner]
 
 
 def _members(
-    row: dict[str, Any], line: int, year: int | None, slots: list[tuple[dict[str, str], str]], problems: list[str]
+    row: dict[str, Any],
+    line: int,
+    layout: Layout,
+    seen: dt.date | None,
+    slots: list[tuple[dict[str, str], str]],
+    problems: list[str],
 ) -> list[tuple[OrgRecord, str]]:
     """The project's organisations. A coordinator that cannot be read drops the project (ValueError);
     a partner that cannot be read is left out, with a problem, and the project kept."""
     members = []
     for cols, role in slots:
         try:
-            org = _ep_org(cols, row, line, year)
+            org = _org(cols, row, line, layout, seen)
             if org is not None and org.name is None:
                 raise ValueError(f"{cols['name']} is empty: an organisation needs a name")
         except ValueError as exc:
@@ -114,55 +163,83 @@ def _members(
     return members
 
 
-def _project(line: int, ident: str, row: dict[str, Any], year: int | None) -> ProjectRecord:
-    topics = [t.strip() for t in re.split(r"[;\n]", clean(row.get("Topics")) or "") if t.strip()]
+def _summary(row: dict[str, Any]) -> str | None:
     summary = clean(row.get("Project Summary"))
     if summary and summary.lower().startswith("short summary in english:"):
         summary = summary.split(":", 1)[1].strip()
-    return ProjectRecord(
-        line,
-        ident,
-        {
+    return summary
+
+
+def _project(line: int, ident: str, row: dict[str, Any], layout: Layout) -> ProjectRecord:
+    """The project's values; ValueError for a bad year, date or amount."""
+    grant_col = next((k for k in row if k and k.startswith(GRANT_PREFIX)), None)
+    values: dict[str, Any] = {
+        "acronym": None,
+        "title": clean(row.get("Project Title")),
+        "summary": _summary(row),
+        "source": layout.format,
+        "grant": parse_float(row.get(grant_col)) if grant_col else None,
+    }
+    if layout is ERASMUS_PLUS:
+        topics = [t.strip() for t in re.split(r"[;\n]", clean(row.get("Topics")) or "") if t.strip()]
+        values |= {
             "programme": clean(row.get("Programme")) or "Erasmus+",
             "action": clean(row.get("Action Type")) or clean(row.get("Key Action")),
-            "call_year": year,
+            "call_year": parse_year(row.get("Call year")),
             "start_date": None,
             "end_date": None,
-            "acronym": None,
-            "title": clean(row.get("Project Title")),
-            "summary": summary,
             "topics": topics,
-            "source": "erasmus-plus",
-        },
-    )
+        }
+    else:  # "Culture\Culture (2007-2013)\Festivals": programme, then the action
+        parts = [p.strip() for p in (clean(row.get("Programme Funding")) or "").split("\\") if p.strip()]
+        programme = parts[1] if len(parts) > 1 else (parts[0] if parts else "Creative Europe")
+        start, end = parse_date(row.get("Start date")), parse_date(row.get("End date"))
+        values |= {
+            "programme": re.sub(r"\s*\((\d{4}-\d{4})\)", r" \1", programme),
+            "action": parts[-1] if len(parts) > 2 else None,
+            "call_year": start.year if start else None,
+            "start_date": start,
+            "end_date": end,
+            "topics": [],
+        }
+    return ProjectRecord(line, ident, values)
 
 
-def parse_erasmus_plus(path: Path, progress: bool = True) -> Parsed:
-    out = Parsed("erasmus-plus")
+def parse_results_platform(path: Path, progress: bool = True, layout: Layout = ERASMUS_PLUS) -> Parsed:
+    out = Parsed(layout.format, report_repeats=True)
     slots: list[tuple[dict[str, str], str]] | None = None
-    for line, row, problem in _ep_rows(path, progress):
+    for line, row, problem in _rows(path, progress):
         out.rows_read += 1
         if row is None:
             out.problems.append(Problem(line, problem or "bad row", path.name))
             continue
         if slots is None:
-            need_columns(row, ("Project Identifier", "Project Title", "Call year", COORDINATOR["name"]), path.name)
-            slots = _slots(row)
+            need_columns(row, layout.required, path.name)
+            slots = _slots(row, layout)
         ident = clean(row.get("Project Identifier"))
         try:
             if ident is None:
                 raise ValueError("row without a Project Identifier")
-            year = parse_year(row.get("Call year"))
-            grant_col = next((k for k in row if k and k.startswith(EP_GRANT_PREFIX)), None)
-            grant = parse_float(row.get(grant_col)) if grant_col else None
+            project = _project(line, ident, row, layout)
+            start, year = project.values["start_date"], project.values["call_year"]
+            seen = start or (dt.date(year, 1, 1) if year else None)
             partner_problems: list[str] = []
-            members = _members(row, line, year, slots, partner_problems)
+            members = _members(row, line, layout, seen, slots, partner_problems)
         except ValueError as exc:
             out.problems.append(Problem(line, str(exc), path.name))
             continue
         out.problems += [Problem(line, p, path.name) for p in partner_problems]
-        out.projects.append(_project(line, ident, row, year))
+        grant = project.values.pop("grant")
+        out.projects.append(project)
         for org, role in members:
             out.orgs.append(org)
             out.parts.append(PartRecord(line, ident, org, role, grant if role == "coordinator" else None))
     return out
+
+
+def parse_erasmus_plus(path: Path, progress: bool = True) -> Parsed:
+    return parse_results_platform(path, progress, ERASMUS_PLUS)
+
+
+def parse_creative_europe(path: Path, progress: bool = True) -> Parsed:
+    return parse_results_platform(path, progress, CREATIVE_EUROPE)

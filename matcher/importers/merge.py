@@ -19,6 +19,7 @@ from tqdm import tqdm
 from matcher import vocab
 from matcher.db import ROLE_STRENGTH, DuplicateCandidate, Organisation, Participation, Project, utcnow
 from matcher.importers.common import (
+    LIST_FIELDS,
     ORG_FIELDS,
     PROJECT_FIELDS,
     OrgRecord,
@@ -50,11 +51,13 @@ class _Registry:
         self.rows: list[dict[str, Any]] = []
         self.original: dict[int, dict[str, Any]] = {}
         self.by: dict[str, dict[str, dict[str, Any]]] = {"pic": {}, "oid": {}, "erasmus_code": {}, "name_key": {}}
+        self.matched_by_name: set[int] = set()  # stored organisations an id-less record found by its name
         cols = [getattr(Organisation, c) for c in _ORG_COLUMNS]
         for values in session.execute(select(*cols).order_by(Organisation.id)):
             row = dict(zip(_ORG_COLUMNS, values, strict=True))
             row["other_names"] = list(row["other_names"] or [])
             row["sources"] = list(row["sources"] or [])
+            row["name_key"] = name_key(row["name"], row["country"])  # the current recipe, whatever is stored
             self.original[row["id"]] = {**row, "other_names": list(row["other_names"]), "sources": list(row["sources"])}
             self._add(row)
 
@@ -83,6 +86,8 @@ class _Registry:
                 not has_ids or not (candidate["pic"] or candidate["oid"] or candidate["erasmus_code"])
             ):
                 found = candidate
+                if candidate["id"] is not None:
+                    self.matched_by_name.add(candidate["id"])
         return found, conflict
 
     def apply(self, rec: OrgRecord) -> tuple[dict[str, Any], str | None]:
@@ -159,6 +164,7 @@ def write_parsed(session: Session, parsed: Parsed, progress: bool = True) -> tup
         if conflict:
             parsed.problems.append(Problem(rec.line, conflict))
     counts = _write_organisations(session, registry, progress)
+    counts["organisations_matched_by_name"] = len(registry.matched_by_name)
     project_ids, project_counts = _write_projects(session, parsed)
     counts.update(project_counts)
     counts.update(_write_participations(session, parsed, project_ids, resolved, progress))
@@ -205,13 +211,13 @@ def _write_projects(session: Session, parsed: Parsed) -> tuple[dict[str, int], d
             current = state[rec.identifier] = dict(base) if base else {"id": None, "identifier": rec.identifier}
         for key, value in rec.values.items():
             if value in (None, [], ""):
-                current.setdefault(key, None if key != "topics" else [])
+                current.setdefault(key, [] if key in LIST_FIELDS else None)
             else:
                 current[key] = value
         current["family"] = vocab.programme_family(current.get("programme"), current.get("source"))
     new = [s for s in state.values() if s["id"] is None]
     payload = [
-        {k: s.get(k) if k != "topics" else (s.get("topics") or []) for k in pcols if k != "id"}
+        {k: (s.get(k) or []) if k in LIST_FIELDS else s.get(k) for k in pcols if k != "id"}
         | {"created_at": utcnow(), "updated_at": utcnow()}
         for s in new
     ]
@@ -257,6 +263,11 @@ def _write_participations(
             continue
         key = (found, resolved[id(rec.org)]["id"])
         current = state.get(key)
+        if current is not None and parsed.report_repeats:
+            name = resolved[id(rec.org)]["name"]
+            parsed.problems.append(
+                Problem(rec.line, f"{name!r} appears twice in project {rec.project!r}: one participation kept")
+            )
         if current is None:
             base = existing.get(key)
             current = state[key] = (
