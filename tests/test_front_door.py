@@ -57,3 +57,39 @@ def test_password_never_printed(runner: CliRunner, monkeypatch) -> None:  # type
     monkeypatch.setenv("PARTNER_MATCH_DATABASE_URL", "postgresql+psycopg://user:s3cret@127.0.0.1:1/none")
     result = runner.invoke(main, ["stats"])
     assert result.exit_code == 1 and "s3cret" not in result.output and "***" in result.output
+
+
+def test_migrations_upgrade_a_populated_database(db_url: str) -> None:
+    """A registry filled under an older schema reaches the current one with its data intact."""
+    from alembic import command
+
+    from matcher import db as storage
+    from matcher import importers
+    from tests.conftest import DEMO
+
+    database = Database(db_url)
+    cfg = storage._alembic_config()
+    with database.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with database.engine.begin() as conn:  # the demo data as the first schema stored it
+        from sqlalchemy import text
+
+        conn.execute(text("INSERT INTO organisation (id, name, country, sector, other_names, sources, created_at, "
+                          "updated_at) VALUES (1, 'Old School', 'NO', 'school', '[]', '[]', '2020-01-01', "
+                          "'2020-01-01')"))
+        conn.execute(text("INSERT INTO project (id, identifier, programme, source, topics, created_at, updated_at) "
+                          "VALUES (1, 'OLD-1', 'Erasmus+', 'erasmus-plus', '[]', '2020-01-01', '2020-01-01')"))
+        conn.execute(text("INSERT INTO participation (project_id, organisation_id, role) VALUES (1, 1, 'other')"))
+    database.upgrade()
+    assert database.schema_problem() is None
+    with database.session() as s:
+        importers.import_path(s, DEMO / "projects.csv", progress=False)
+        from sqlalchemy import select
+
+        from matcher.db import Organisation
+
+        old = s.scalar(select(Organisation).where(Organisation.name == "Old School"))
+        assert old is not None and old.hidden is False and old.owner_id is None
+        assert [(p.project.family, p.funded) for p in old.participations] == [("erasmus", False)]  # backfilled
+    database.dispose()
