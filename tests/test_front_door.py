@@ -75,12 +75,14 @@ def test_migrations_upgrade_a_populated_database(db_url: str) -> None:
     with database.engine.begin() as conn:  # the demo data as the first schema stored it
         from sqlalchemy import text
 
-        conn.execute(text("INSERT INTO organisation (id, name, country, sector, other_names, sources, created_at, "
-                          "updated_at) VALUES (1, 'Old School', 'NO', 'school', '[]', '[]', '2020-01-01', "
-                          "'2020-01-01')"))
-        conn.execute(text("INSERT INTO project (id, identifier, programme, source, topics, created_at, updated_at) "
-                          "VALUES (1, 'OLD-1', 'Erasmus+', 'erasmus-plus', '[]', '2020-01-01', '2020-01-01')"))
-        conn.execute(text("INSERT INTO participation (project_id, organisation_id, role) VALUES (1, 1, 'other')"))
+        org = conn.execute(text("INSERT INTO organisation (name, country, sector, other_names, sources, created_at, "
+                                "updated_at) VALUES ('Old School', 'NO', 'school', '[]', '[]', '2020-01-01', "
+                                "'2020-01-01') RETURNING id")).scalar_one()
+        project = conn.execute(text("INSERT INTO project (identifier, programme, source, topics, created_at, "
+                                    "updated_at) VALUES ('OLD-1', 'Erasmus+', 'erasmus-plus', '[]', '2020-01-01', "
+                                    "'2020-01-01') RETURNING id")).scalar_one()
+        conn.execute(text("INSERT INTO participation (project_id, organisation_id, role) VALUES (:p, :o, 'other')"),
+                     {"p": project, "o": org})
     database.upgrade()
     assert database.schema_problem() is None
     with database.session() as s:
