@@ -5,12 +5,13 @@ no query and hold no rule. ``PartnerMatch`` owns the caches a serving process ne
 index with newly registered organisations, the matcher built from the registry, the fitted
 ranker) and rebuilds them when the registry, the index version or the ranker changes.
 
-It is a little over 400 lines on purpose: it is the one place every use case lives, each method
-a few lines over the domain modules.
+It is over 400 lines on purpose: it is the one place every use case lives, each method a few
+lines over the domain modules (account rules live in ``accounts``, queries in ``registry``).
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,21 +24,34 @@ from rapidfuzz import fuzz, process
 from embeddings.encoders import Encoder
 from embeddings.index import IndexRefused, IndexStore, LiveIndex, LoadedIndex
 from matcher import importers, indexing, registry
+from matcher.accounts import EDITABLE, EMAIL, AccountError, Accounts, Actor, audit, safe_url
 from matcher.db import Database
 from matcher.eligibility import Eligibility, Member, check
+from matcher.mail import LogMailer, Mailer, Message
 from matcher.newcomer import NewcomerRule
 from matcher.ranker import FittedRanker, RankerStore, fit_ranker
 from matcher.recommend import Consortium, Matcher, MatchRequest, MatchResult, UnknownOrganisation
 from matcher.registry import OrganisationFilter
 
 __all__ = [
+    "AccountError",
+    "Actor",
     "Encoder",
     "IndexUnavailable",
+    "NameTaken",
     "OrganisationFilter",
     "OrganisationQuery",
     "PartnerMatch",
     "UnknownOrganisation",
 ]
+
+
+class NameTaken(Exception):
+    """A registration that names an organisation already in the registry (same country)."""
+
+    def __init__(self, existing: int) -> None:
+        super().__init__(f"organisation {existing} has this name in this country")
+        self.existing = existing
 
 
 class IndexUnavailable(Exception):
@@ -126,8 +140,12 @@ class PartnerMatch:
         ranker_store: RankerStore,
         rule: NewcomerRule | None = None,
         exact_search_max: int = 200_000,
+        mailer: Mailer | None = None,
+        secret_key: str = "",
+        base_url: str = "",
     ) -> None:
         self.db = db
+        self.accounts = Accounts(db, mailer or LogMailer(), secret_key or secrets.token_hex(16), base_url)
         self._encoder: Encoder | None = encoder if isinstance(encoder, Encoder) else None
         self._encoder_factory: Callable[[], Encoder] | None = None if isinstance(encoder, Encoder) else encoder
         self.index_store = index_store
@@ -297,11 +315,11 @@ class PartnerMatch:
             for o in (orgs[i] for i in ids if i in orgs)
         ]
 
-    def organisation(self, org_id: int) -> dict[str, Any] | None:
+    def organisation(self, org_id: int, actor: Actor | None = None) -> dict[str, Any] | None:
         """One organisation: profile, experience, past projects, known partners, similar organisations."""
         with self.db.session() as s:
             org = registry.organisations_by_id(s, [org_id]).get(org_id)
-            if org is None:
+            if org is None or (org.hidden and not (actor and actor.admin)):
                 return None
             exp = registry.experience_of(s, org_id)
             counted = registry.counted_projects(s, self.rule, [org_id])[org_id]
@@ -324,6 +342,11 @@ class PartnerMatch:
             "description": org.description,
             "sources": org.sources,
             "newcomer": self.rule.is_newcomer(counted),
+            "contact_name": org.contact_name,
+            "contactable": bool(org.contact_email or org.owner_id),
+            "owned": org.owner_id is not None,
+            "editable": bool(actor and (actor.admin or (actor.verified and org.owner_id == actor.id))),
+            "hidden": org.hidden,
             "experience": exp.__dict__,
             "projects": projects,
             "similar": self._similar(org_id),
@@ -361,13 +384,69 @@ class PartnerMatch:
             return registry.stats(s, self.rule)
 
     # ------------------------------------------------------------------ writes
-    def register(self, values: dict[str, Any]) -> int:
-        """Store, profile and embed one organisation so the next search finds it; ValueError names a field."""
+    def register(self, values: dict[str, Any], actor: Actor | None) -> int:
+        """Store, profile and embed an organisation owned by ``actor``, so the next search finds it.
+
+        Never overwrites: a same or nearly same name in the same country raises ``NameTaken`` (claim it,
+        or say it is a different organisation with ``different=True``); the same registration sent twice
+        by its owner returns the first. ValueError (``AccountError``) names the field."""
+        self._require_verified(actor, "register an organisation")
+        assert actor is not None
+        values = {**values, "website": safe_url(values.get("website"))}
+        record = importers.registry_record(values)  # checks name, sector, country first
         with self.db.session() as s:
-            org_id = importers.register_organisation(s, values)
+            similar = registry.similar_in_country(s, record.name or "", record.country)
+            owned = registry.owned_by(s, actor.id, similar)
+            if owned:
+                return owned[0]
+            if similar and not values.get("different"):
+                raise NameTaken(similar[0])
+            org_id = importers.register_organisation(s, values, owner_id=actor.id, distinct=bool(similar))
+            audit(s, actor, "organisation.register", f"organisation:{org_id}", name=record.name)
+        self._embed(org_id)
+        return org_id
+
+    def update_organisation(self, org_id: int, values: dict[str, Any], actor: Actor | None) -> dict[str, Any]:
+        """Change what an owner (or an admin) may change; returns the changes made."""
+        self.accounts.require_editor(actor, org_id)
+        changes = {k: v for k, v in values.items() if k in EDITABLE}
+        if "website" in changes:
+            changes["website"] = safe_url(changes["website"])
+        with self.db.session() as s:
+            done = registry.update_organisation(s, org_id, changes)
+            audit(s, actor, "organisation.edit", f"organisation:{org_id}", changes=done)
+        if done:
+            self._embed(org_id)
+        return done
+
+    def contact(self, org_id: int, sender_name: str, sender_email: str, text: str) -> None:
+        """Relay a message to the organisation's published contact (or owner); no address is revealed."""
+        with self.db.session() as s:
+            to, name = registry.contact_address(s, org_id)
+        if to is None:
+            raise AccountError("organisation", "this organisation has not published a contact yet", 409)
+        if not EMAIL.match(sender_email.strip()):
+            raise AccountError("email", "is not an e-mail address")
+        self.accounts.mailer.send(
+            Message(
+                to,
+                f"partner-match: a message for {name}",
+                f"{sender_name.strip()} ({sender_email.strip()}) writes to you through partner-match:\n\n"
+                f"{text.strip()}\n\n"
+                "Reply to this e-mail to answer them. partner-match did not show them your address.",
+                reply_to=sender_email.strip(),
+            )
+        )
+
+    def _require_verified(self, actor: Actor | None, what: str) -> None:
+        if actor is None:
+            raise AccountError("account", f"sign in (or send an API token) to {what}", 401)
+        if not actor.verified:
+            raise AccountError("account", f"confirm your e-mail address to {what}", 403)
+
+    def _embed(self, org_id: int) -> None:
         indexing.embed_organisations(self.db, self.encoder, [org_id])
         self.fingerprint(force=True)
-        return org_id
 
     def import_path(self, path: Path, fmt: str | None = None, progress: bool = True) -> importers.ImportSummary:
         """Import one file or folder in its own unit of work: one that cannot be read changes nothing."""

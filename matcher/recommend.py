@@ -135,6 +135,7 @@ class Matcher:
         self.ranker = ranker if ranker is not None and ranker.kind == "lambdamart" else None
         self.org_types = org_types if org_types is not None else np.array([""] * len(history.org_ids))
         self.eche = eche or set()  # holders of an Erasmus Charter for Higher Education
+        self.hidden = np.zeros(len(history.org_ids), dtype=bool)  # hidden by a moderator
         self.mask = np.ones(len(history.project_ids), dtype=bool)
         self.counts = self.rule.counts(history.incidence, history.funded, history.project_families, self.mask)
         self.newcomer = self.rule.flags(self.counts)
@@ -146,8 +147,11 @@ class Matcher:
             history = History.from_db(session)
             names, types, projects = registry.labels(session)
             eche = registry.eche_holders(session)
+            hidden = registry.hidden_ids(session)
         org_types = np.array([types.get(int(i)) or "" for i in history.org_ids])
-        return cls(history, names, projects, encoder, index, org_types=org_types, eche=eche, **kwargs)
+        matcher = cls(history, names, projects, encoder, index, org_types=org_types, eche=eche, **kwargs)
+        matcher.hidden = np.isin(history.org_ids, sorted(hidden))
+        return matcher
 
     # -- stages ---------------------------------------------------------------------------
     def positions(self, ids: list[int]) -> list[int]:
@@ -167,6 +171,7 @@ class Matcher:
         if req.org_types:
             ok &= np.isin(self.org_types, req.org_types)
         ok &= may_join(h.countries, h.sectors, req.action, req.year)
+        ok &= ~self.hidden
         return np.flatnonzero(ok)
 
     def profile_scores(self, query: np.ndarray | None) -> np.ndarray | None:

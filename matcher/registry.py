@@ -73,6 +73,7 @@ def counted_projects(session: Session, rule: NewcomerRule, ids: Sequence[int] | 
 
 
 def _filtered(query: Select[Any], f: OrganisationFilter, rule: NewcomerRule) -> Select[Any]:
+    query = query.where(Organisation.hidden.is_(False))  # hidden by a moderator: in no list
     if f.name.strip():
         query = query.where(func.lower(Organisation.name).contains(f.name.strip().lower(), autoescape=True))
     if f.countries:
@@ -88,10 +89,38 @@ def _filtered(query: Select[Any], f: OrganisationFilter, rule: NewcomerRule) -> 
 
 
 def filtered_ids(session: Session, f: OrganisationFilter, rule: NewcomerRule) -> set[int] | None:
-    """Ids of organisations passing the filter; None when it filters nothing."""
-    if f.empty:
+    """Ids of organisations passing the filter; None when it filters nothing (and nothing is hidden)."""
+    if f.empty and not hidden_ids(session):
         return None
     return set(session.scalars(_filtered(select(Organisation.id), f, rule)))
+
+
+def hidden_ids(session: Session) -> set[int]:
+    """Organisations a moderator has hidden: never listed, searched or recommended."""
+    return set(session.scalars(select(Organisation.id).where(Organisation.hidden.is_(True))))
+
+
+def similar_in_country(session: Session, name: str, country: str | None, threshold: float = 92.0) -> list[int]:
+    """Organisations of ``country`` whose name is the same or nearly (rapidfuzz), best first."""
+    from rapidfuzz import fuzz, process
+
+    from matcher.importers.common import name_key, normalise_name
+
+    rows = session.execute(
+        select(Organisation.id, Organisation.name, Organisation.name_key).where(
+            Organisation.country == country, Organisation.name.is_not(None)
+        )
+    ).all()
+    key = name_key(name, country)
+    exact = [int(i) for i, _, k in rows if k == key]
+    near = process.extract(
+        normalise_name(name),
+        {int(i): normalise_name(n or "") for i, n, _ in rows},
+        scorer=fuzz.token_sort_ratio,
+        score_cutoff=threshold,
+        limit=5,
+    )
+    return list(dict.fromkeys([*exact, *(int(i) for _, _, i in near)]))
 
 
 def count_organisations(session: Session, f: OrganisationFilter | None = None, rule: NewcomerRule | None = None) -> int:
@@ -408,3 +437,52 @@ def embedding_vectors(session: Session, model_id: str, skip: Iterable[int] = ())
         )
         if i not in skipped
     ]
+
+
+def owned_by(session: Session, account_id: int, ids: Sequence[int]) -> list[int]:
+    """Those of ``ids`` the account owns."""
+    if not ids:
+        return []
+    return [
+        int(i)
+        for i in session.scalars(
+            select(Organisation.id).where(Organisation.id.in_(ids), Organisation.owner_id == account_id)
+        )
+    ]
+
+
+def update_organisation(session: Session, org_id: int, changes: dict[str, Any]) -> dict[str, list[Any]]:
+    """Apply field changes to one organisation; returns {field: [old, new]} for those that changed."""
+    from matcher import vocab
+    from matcher.importers.common import clean, name_key
+
+    org = session.get(Organisation, org_id)
+    if org is None:
+        raise LookupError(f"no organisation {org_id}")
+    done: dict[str, list[Any]] = {}
+    for key, raw in changes.items():
+        value = clean(raw) if isinstance(raw, str) or raw is None else raw
+        if key == "sector":
+            value = vocab.check_sector(str(value))
+        if key == "name" and not value:
+            raise ValueError("name: an organisation needs a name")
+        if getattr(org, key) != value:
+            done[key] = [getattr(org, key), value]
+            setattr(org, key, value)
+    if "name" in done:
+        org.other_names = sorted({*org.other_names, done["name"][0]} - {org.name, None})
+        org.name_key = name_key(org.name, org.country)
+    return done
+
+
+def contact_address(session: Session, org_id: int) -> tuple[str | None, str]:
+    """Where a message to the organisation goes (its published contact, else its owner), and its name."""
+    from matcher.db import Account
+
+    org = session.get(Organisation, org_id)
+    if org is None or org.hidden:
+        raise LookupError(f"no organisation {org_id}")
+    if org.contact_email:
+        return org.contact_email, org.display_name
+    owner = session.get(Account, org.owner_id) if org.owner_id else None
+    return (owner.email if owner else None), org.display_name

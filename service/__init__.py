@@ -59,21 +59,34 @@ def create_app(
         PARTNER_MATCH_SETTINGS=settings,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=settings.production,
+        REMEMBER_COOKIE_SECURE=settings.production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
     )
     if config:
         app.config.update(config)
+    if settings.production and str(app.config["RATELIMIT_STORAGE_URI"]).startswith("memory://"):
+        raise SystemExit(
+            "partner-match runs in production (PARTNER_MATCH_ENV=production or a secret key is set) "
+            "but rate limits are kept in each worker's memory, so N workers allow N times the limit: "
+            "set PARTNER_MATCH_RATELIMIT_STORAGE_URI=redis://host:6379/0"
+        )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings)
 
-    from service import api, errors, pages, state
+    from service import accounts, admin, api, auth, errors, pages, state
 
     state.init_app(app, encoder)
     errors.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    auth.init_app(app)
     api.init_app(app)
     pages.init_app(app)
+    accounts.init_app(app)
+    admin.init_app(app)
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -11,14 +11,25 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from pydantic import BaseModel, ValidationError
 from spectree import Response as SpecResponse
-from spectree import SpecTree
+from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.models import SecureType
 
-from matcher.app import IndexInfo, Listed, OrganisationFilter, OrganisationPage, OrganisationQuery
+from matcher.app import (
+    AccountError,
+    IndexInfo,
+    Listed,
+    NameTaken,
+    OrganisationFilter,
+    OrganisationPage,
+    OrganisationQuery,
+)
 from matcher.eligibility import Eligibility
 from matcher.recommend import MatchRequest, Recommendation, UnknownOrganisation
 from service import csrf, limiter
+from service.auth import token_actor
 from service.errors import error_response
 from service.schemas import (
+    ConflictOut,
     ConsortiaIn,
     ConsortiaOut,
     ErrorOut,
@@ -27,9 +38,11 @@ from service.schemas import (
     NewcomersOut,
     NewcomersQuery,
     OrganisationDetail,
+    OrganisationPatch,
     OrganisationsOut,
     OrganisationsQuery,
     OrganisationSummary,
+    PatchOut,
     RecommendationIn,
     RecommendationOut,
     RegisterIn,
@@ -70,6 +83,14 @@ spec = SpecTree(
     before=_validation_hook,
     validation_error_status=400,
     annotations=False,
+    security_schemes=[
+        SecurityScheme(
+            name="bearer",
+            data=SecuritySchemeData(
+                type=SecureType.HTTP, scheme="bearer", description="An API token from your account page"
+            ),
+        )
+    ],
 )
 
 
@@ -242,20 +263,86 @@ def organisation(org_id: int) -> Response:
     return jsonify(detail)
 
 
+def _account_error(exc: AccountError) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="partner-match"'} if exc.status == 401 else None
+    return error_response(
+        exc.status,
+        {401: "authentication required", 403: "forbidden", 404: "not found"}.get(exc.status, "invalid request"),
+        [{"field": exc.field, "message": exc.message}],
+        headers,
+    )
+
+
 @bp.post("/organisations")
 @limiter.limit("30/hour", methods=["POST"])
-@spec.validate(json=RegisterIn, resp=SpecResponse(HTTP_201=RegisterOut, HTTP_400=ErrorOut), tags=["organisations"])
+@spec.validate(
+    json=RegisterIn,
+    resp=SpecResponse(
+        HTTP_201=RegisterOut, HTTP_400=ErrorOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_409=ConflictOut
+    ),
+    tags=["organisations"],
+    security={"bearer": []},
+)
 def register() -> Response:
-    """Register an organisation; it is embedded at once and found by the next search."""
+    """Register an organisation owned by the token's account; it is embedded at once and found by the next search.
+
+    A name that (nearly) matches an organisation in the same country is never overwritten: 409 with the
+    existing organisation and its claim route; send ``"different": true`` if yours is another one."""
     body = RegisterIn.model_validate(request.get_json())
     try:
-        org_id = partner_match().register(body.model_dump())
+        org_id = partner_match().register(body.model_dump(), token_actor())
+    except NameTaken as exc:
+        existing = partner_match().organisation(exc.existing) or {"id": exc.existing, "name": ""}
+        response = jsonify(
+            {
+                "error": "organisation exists",
+                "detail": [
+                    {
+                        "field": "name",
+                        "message": f"{existing['name']} is already registered in this country: "
+                        'claim it if it is yours, or send "different": true',
+                    }
+                ],
+                "existing": {
+                    "id": exc.existing,
+                    "name": existing["name"],
+                    "url": url_for("api.organisation", org_id=exc.existing),
+                    "claim_url": url_for("pages.claim", org_id=exc.existing),
+                },
+            }
+        )
+        response.status_code = 409
+        return response
+    except AccountError as exc:
+        return _account_error(exc)
     except ValueError as exc:
         field, _, message = str(exc).partition(": ")
         return error_response(400, "invalid organisation", [{"field": field, "message": message or str(exc)}])
     response = jsonify({"id": org_id, "name": body.name, "url": url_for("api.organisation", org_id=org_id)})
     response.status_code = 201
     return response
+
+
+@bp.patch("/organisations/<int:org_id>")
+@spec.validate(
+    json=OrganisationPatch,
+    resp=SpecResponse(HTTP_200=PatchOut, HTTP_400=ErrorOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_404=ErrorOut),
+    tags=["organisations"],
+    security={"bearer": []},
+)
+def update(org_id: int) -> Response:
+    """Change an organisation: its owner's token (or an admin's) only."""
+    body = OrganisationPatch.model_validate(request.get_json())
+    try:
+        changed = partner_match().update_organisation(org_id, body.model_dump(exclude_unset=True), token_actor())
+    except AccountError as exc:
+        return _account_error(exc)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        return error_response(400, "invalid organisation", [{"field": field, "message": message or str(exc)}])
+    return jsonify(
+        {"id": org_id, "changed": {k: [str(v) if v is not None else None for v in pair] for k, pair in changed.items()}}
+    )
 
 
 def newcomer_query(q: NewcomersQuery) -> OrganisationQuery:
@@ -275,6 +362,15 @@ def newcomer_items(q: NewcomersQuery) -> list[dict[str, Any]]:
     return [{**listed_json(o, NewcomerOut), "score": o.score or 0.0} for o in items]
 
 
+def spreadsheet_safe(value: Any) -> Any:
+    """A cell Excel or LibreOffice will not run as a formula (OWASP CSV injection): text that starts with
+    ``= + - @``, a tab or a carriage return gets a leading apostrophe; line breaks become spaces."""
+    if not isinstance(value, str):
+        return value
+    text = value.replace("\r\n", " ").replace("\n", " ")
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def newcomers_csv(items: list[dict[str, Any]]) -> Response:
     buffer = io.StringIO()
     writer = csv.DictWriter(
@@ -282,7 +378,7 @@ def newcomers_csv(items: list[dict[str, Any]]) -> Response:
     )
     writer.writeheader()
     for item in items:
-        writer.writerow({k: (v.replace("\n", " ") if isinstance(v, str) else v) for k, v in item.items()})
+        writer.writerow({k: spreadsheet_safe(v) for k, v in item.items()})
     response = Response(buffer.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="newcomers.csv"'
     return response

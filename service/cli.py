@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from matcher import importers, vocab
-from matcher.app import IndexUnavailable, OrganisationFilter, OrganisationQuery, PartnerMatch
+from matcher.app import AccountError, IndexUnavailable, OrganisationFilter, OrganisationQuery, PartnerMatch
 from matcher.db import redacted
 from service.config import Settings
 from service.state import build
@@ -74,6 +74,30 @@ def db_status(ctx: Context) -> None:
     if problem:
         raise click.ClickException(problem)
     click.echo("the database schema is current")
+
+
+@main.group()
+def user() -> None:
+    """Accounts: create admins (a national agency's staff) and confirmed users."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--admin", is_flag=True, help="An admin of the registry: moderates claims, duplicates, reports.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt.")
+@pass_ctx
+def user_create(ctx: Context, email: str, admin: bool, password_stdin: bool) -> None:
+    """Create a confirmed account (the operator vouches for its e-mail address)."""
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
+    try:
+        actor = ctx.pm.accounts.sign_up(email, password, consent=True, admin=admin, verified=True)
+    except AccountError as exc:
+        raise click.ClickException(f"{exc.field}: {exc.message}") from exc
+    click.echo(f"account {actor.id} ({actor.email}) created" + (", admin" if admin else ""))
 
 
 @main.command("import")

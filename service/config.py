@@ -31,6 +31,15 @@ class Settings:
     exact_search_max: int = 200_000
     encoder: str = "minilm"
     rate_limit: str = "600/minute"
+    smtp_url: str | None = None
+    mail_sender: str = "partner-match@localhost"
+    base_url: str = ""
+    environment: str = "development"
+
+    @property
+    def production(self) -> bool:
+        """Production when said so, or when a secret key is configured (nobody sets one for a demo)."""
+        return self.environment == "production" or bool(self.secret_key)
 
     @property
     def ranker_path(self) -> Path:
@@ -53,4 +62,8 @@ class Settings:
             exact_search_max=_int(env, "PARTNER_MATCH_EXACT_SEARCH_MAX", 200_000),
             encoder=env.get("PARTNER_MATCH_ENCODER") or "minilm",
             rate_limit=env.get("PARTNER_MATCH_RATE_LIMIT") or "600/minute",
+            smtp_url=env.get("PARTNER_MATCH_SMTP_URL") or None,
+            mail_sender=env.get("PARTNER_MATCH_MAIL_FROM") or "partner-match@localhost",
+            base_url=env.get("PARTNER_MATCH_BASE_URL") or "",
+            environment=env.get("PARTNER_MATCH_ENV") or "development",
         )

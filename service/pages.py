@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask_login import login_required
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 from wtforms import (
     Form,
@@ -19,12 +22,16 @@ from wtforms import (
     URLField,
     widgets,
 )
-from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.fields import BooleanField, EmailField
+from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, NumberRange, Optional
 
 from matcher import eligibility, vocab
-from matcher.app import DraftPanel
+from matcher.accounts import EDITABLE
+from matcher.app import AccountError, DraftPanel, NameTaken
 from matcher.recommend import MatchRequest
+from service import limiter
 from service.api import newcomer_items, newcomers_csv
+from service.auth import page_actor, signed_in
 from service.schemas import NewcomersQuery
 from service.state import partner_match
 
@@ -93,6 +100,13 @@ class RegisterForm(FlaskForm):
     country = SelectField("Country", choices=vocab.country_choices(eligibility.registrable_countries()))
     city = StringField("City", validators=[Optional(), Length(max=200)])
     website = URLField("Website", validators=[Optional(), URL(), Length(max=300)])
+    contact_name = StringField("Contact person (published)", validators=[Optional(), Length(max=200)])
+    contact_email = EmailField(
+        "Contact e-mail (never shown: messages are relayed to it)",
+        validators=[Optional(), Email(), Length(max=320)],
+        description="Without one, messages go to your account's e-mail",
+    )
+    different = BooleanField("This is a different organisation from the similar one already registered")
     description = TextAreaField(
         "What your organisation does",
         validators=[DataRequired(), Length(min=20, max=5000)],
@@ -256,11 +270,15 @@ def consortia() -> str | WerkzeugResponse:
 
 @bp.get("/organisations/<int:org_id>")
 def organisation(org_id: int) -> str:
-    detail = partner_match().organisation(org_id)
+    detail = partner_match().organisation(org_id, page_actor())
     if detail is None:
         abort(404)
     return render_template(
-        "organisation.html", org=detail, draft_form=DraftForm(), in_search=bool(session.get("search"))
+        "organisation.html",
+        org=detail,
+        draft_form=DraftForm(),
+        in_search=bool(session.get("search")),
+        action_form=FlaskForm(),
     )
 
 
@@ -292,30 +310,150 @@ def newcomers_download() -> Response:
     return newcomers_csv(newcomer_items(_newcomer_query()))
 
 
+def _register_values(form: RegisterForm) -> dict[str, Any]:
+    return {
+        "name": form.name.data,
+        "sector": form.sector.data,
+        "organisation_type": form.organisation_type.data,
+        "country": form.country.data,
+        "city": form.city.data,
+        "website": form.website.data,
+        "description": form.description.data,
+        "contact_name": form.contact_name.data,
+        "contact_email": form.contact_email.data,
+        "different": bool(form.different.data),
+    }
+
+
 @bp.route("/register", methods=["GET", "POST"])
+@login_required
+@limiter.limit("30/hour", methods=["POST"])
 def register() -> str | WerkzeugResponse | tuple[str, int]:
     form = RegisterForm()
+    taken = None
     if request.method == "POST":
         if not form.validate_on_submit():
             return render_template("register.html", form=form), 400
         try:
-            org_id = partner_match().register(
-                {
-                    "name": form.name.data,
-                    "sector": form.sector.data,
-                    "organisation_type": form.organisation_type.data,
-                    "country": form.country.data,
-                    "city": form.city.data,
-                    "website": form.website.data,
-                    "description": form.description.data,
-                }
-            )
+            org_id = partner_match().register(_register_values(form), signed_in())
+        except NameTaken as exc:
+            taken = partner_match().organisation(exc.existing)
+            return render_template("register.html", form=form, taken=taken), 409
+        except AccountError as exc:
+            getattr(form, exc.field, form.name).errors = [exc.message]
+            return render_template("register.html", form=form), exc.status
         except ValueError as exc:
-            form.name.errors = [*form.name.errors, str(exc)]
+            field, _, message = str(exc).partition(": ")
+            getattr(form, field, form.name).errors = [message or str(exc)]
             return render_template("register.html", form=form), 400
         flash("Thank you: your organisation is registered and can be found by searches from now on.")
         return redirect(url_for("pages.organisation", org_id=org_id))
     return render_template("register.html", form=form)
+
+
+class EditForm(FlaskForm):
+    name = StringField("Organisation name", validators=[DataRequired(), Length(min=2, max=300)])
+    sector = SelectField("Sector", choices=sector_choices(), validators=[DataRequired()])
+    org_type = StringField("Type of organisation", validators=[Optional(), Length(max=300)])
+    city = StringField("City", validators=[Optional(), Length(max=200)])
+    website = URLField("Website", validators=[Optional(), URL(), Length(max=300)])
+    description = TextAreaField("What your organisation does", validators=[Optional(), Length(max=5000)])
+    contact_name = StringField("Contact person (published)", validators=[Optional(), Length(max=200)])
+    contact_email = EmailField("Contact e-mail (never shown)", validators=[Optional(), Email(), Length(max=320)])
+
+
+@bp.route("/organisations/<int:org_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_organisation(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
+    pm, actor = partner_match(), signed_in()
+    try:
+        pm.accounts.require_editor(actor, org_id)
+    except AccountError as exc:
+        abort(exc.status, exc.message)
+    detail = pm.organisation(org_id, actor) or {}
+    form = EditForm(data={k: detail.get(k) for k in EDITABLE})
+    title = f"Edit {detail.get('name')}"
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return render_template("form.html", form=form, title=title, submit="Save"), 400
+        try:
+            pm.update_organisation(org_id, {k: getattr(form, k).data for k in EDITABLE}, actor)
+        except ValueError as exc:
+            field, _, message = str(exc).partition(": ")
+            getattr(form, field, form.name).errors = [message or str(exc)]
+            return render_template("form.html", form=form, title=title, submit="Save"), 400
+        flash("Saved.")
+        return redirect(url_for("pages.organisation", org_id=org_id))
+    return render_template("form.html", form=form, title=title, submit="Save")
+
+
+@bp.post("/organisations/<int:org_id>/claim")
+@login_required
+def claim(org_id: int) -> WerkzeugResponse:
+    if not FlaskForm().validate_on_submit():
+        abort(400, "the form expired: reload the page")
+    try:
+        result = partner_match().accounts.claim(signed_in(), org_id)
+    except AccountError as exc:
+        abort(exc.status, exc.message)
+    flash(
+        "It is yours now: " + result["reason"] + "."
+        if result["status"] == "approved"
+        else "Your claim is recorded: " + result["reason"] + "."
+    )
+    return redirect(url_for("pages.organisation", org_id=org_id))
+
+
+class ContactForm(FlaskForm):
+    name = StringField("Your name", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Your e-mail (they will reply to it)", validators=[DataRequired(), Email(), Length(max=320)])
+    message = TextAreaField("Your message", validators=[DataRequired(), Length(min=10, max=5000)])
+
+
+@bp.route("/organisations/<int:org_id>/contact", methods=["GET", "POST"])
+@limiter.limit("5/hour;20/day", methods=["POST"])
+def contact(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
+    detail = partner_match().organisation(org_id)
+    if detail is None:
+        abort(404)
+    form = ContactForm()
+    title = f"Write to {detail['name']}"
+    intro = "Your message is forwarded by e-mail; their address is not shown to you, yours goes with the message."
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                partner_match().contact(org_id, form.name.data or "", form.email.data or "", form.message.data or "")
+            except AccountError as exc:
+                getattr(form, exc.field, form.message).errors = [exc.message]
+            else:
+                flash("Your message is on its way.")
+                return redirect(url_for("pages.organisation", org_id=org_id))
+        return render_template("form.html", form=form, title=title, intro=intro, submit="Send"), 400
+    return render_template("form.html", form=form, title=title, intro=intro, submit="Send")
+
+
+class ReportForm(FlaskForm):
+    reason = TextAreaField("What is wrong with this entry?", validators=[DataRequired(), Length(max=2000)])
+
+
+@bp.route("/organisations/<int:org_id>/report", methods=["GET", "POST"])
+@limiter.limit("10/hour", methods=["POST"])
+def report(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
+    form = ReportForm()
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            partner_match().accounts.report(org_id, form.reason.data or "")
+        except AccountError as exc:
+            abort(exc.status, exc.message)
+        flash("Thank you: an admin of the registry will look at it.")
+        return redirect(url_for("pages.organisation", org_id=org_id))
+    return render_template(
+        "form.html",
+        form=form,
+        title="Report a problem",
+        submit="Report",
+        intro="Wrong data, spam, an organisation someone else took: tell the registry's admins.",
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -323,4 +461,8 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def helpers() -> dict[str, Any]:
-        return {"sector_label": lambda c: vocab.sectors().get(c, c), "country_name": vocab.country_name}
+        return {
+            "sector_label": lambda c: vocab.sectors().get(c, c),
+            "country_name": vocab.country_name,
+            "csrf_token_form": lambda: Markup(f'<input type="hidden" name="csrf_token" value="{generate_csrf()}">'),
+        }

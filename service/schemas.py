@@ -210,6 +210,23 @@ class OrganisationDetail(BaseModel):
     projects: list[PastProjectOut]
     known_partners: list[PartnerOut]
     similar: list[SimilarOut]
+    contact_name: str | None
+    contactable: bool = Field(description="A message can be sent through the contact form")
+    owned: bool = Field(description="A verified account owns it; otherwise it can be claimed")
+    editable: bool
+    hidden: bool
+
+
+def _http_url(value: str | None) -> str | None:
+    """Websites are http(s) only: no ``javascript:`` link ever reaches a page."""
+    from urllib.parse import urlparse
+
+    if value is None or not value.strip():
+        return None
+    parsed = urlparse(value if "://" in value else f"https://{value}")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or "." not in parsed.hostname:
+        raise ValueError("must be an http:// or https:// address")
+    return value
 
 
 class RegisterIn(BaseModel):
@@ -221,7 +238,15 @@ class RegisterIn(BaseModel):
     organisation_type: str | None = Field(None, max_length=300)
     city: str | None = Field(None, max_length=200)
     website: str | None = Field(None, max_length=300)
-    pic: str | None = Field(None, pattern=r"^\d{9}$")
+    pic: str | None = Field(None, pattern=r"^[0-9]{9}$")
+    contact_name: str | None = Field(None, max_length=200, description="Published on the organisation's page")
+    contact_email: str | None = Field(
+        None,
+        max_length=320,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Never shown: the contact form relays messages to it",
+    )
+    different: bool = Field(False, description="Register even though a similar name exists in the country")
 
     @field_validator("country")
     @classmethod
@@ -232,6 +257,35 @@ class RegisterIn(BaseModel):
         return code
 
     _sector = field_validator("sector")(vocab.check_sector)
+    _website = field_validator("website")(_http_url)
+
+
+class OrganisationPatch(BaseModel):
+    """The fields an owner may change; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=2, max_length=300)
+    description: str | None = Field(None, max_length=MAX_IDEA)
+    website: str | None = Field(None, max_length=300)
+    city: str | None = Field(None, max_length=200)
+    org_type: str | None = Field(None, max_length=300)
+    sector: str | None = None
+    contact_name: str | None = Field(None, max_length=200)
+    contact_email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    _sector = field_validator("sector")(lambda v: vocab.check_sector(v) if v is not None else None)
+    _website = field_validator("website")(_http_url)
+
+
+class PatchOut(BaseModel):
+    id: int
+    changed: dict[str, list[Any]]
+
+
+class ConflictOut(BaseModel):
+    error: str
+    detail: list[dict[str, Any]]
+    existing: dict[str, Any]
 
 
 class RegisterOut(BaseModel):

@@ -11,12 +11,13 @@ from embeddings.encoders import ENCODERS, Encoder, load_encoder
 from embeddings.index import IndexStore
 from matcher.app import PartnerMatch
 from matcher.db import Database
+from matcher.mail import mailer_for
 from matcher.newcomer import NewcomerRule
 from matcher.ranker import RankerStore
 from service.config import Settings
 
 
-def build(settings: Settings, encoder: Encoder | None = None) -> PartnerMatch:
+def build(settings: Settings, encoder: Encoder | None = None, secret_key: str = "") -> PartnerMatch:
     """The front door for these settings; the model is loaded on first use, not here."""
     if encoder is None and settings.encoder not in ENCODERS:
         raise ValueError(
@@ -29,11 +30,14 @@ def build(settings: Settings, encoder: Encoder | None = None) -> PartnerMatch:
         RankerStore(settings.ranker_path),
         NewcomerRule.parse(settings.newcomer_max_projects, settings.newcomer_programmes),
         settings.exact_search_max,
+        mailer_for(settings.smtp_url, settings.mail_sender),
+        secret_key or settings.secret_key or "",
+        settings.base_url,
     )
 
 
 def init_app(app: Flask, encoder: Encoder | None = None) -> None:
-    app.extensions["partner_match"] = build(app.config["PARTNER_MATCH_SETTINGS"], encoder)
+    app.extensions["partner_match"] = build(app.config["PARTNER_MATCH_SETTINGS"], encoder, app.config["SECRET_KEY"])
 
 
 def partner_match() -> PartnerMatch:

@@ -125,3 +125,15 @@ def app(demo_env: dict[str, str]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def bearer(app: Flask, email: str = "owner@example.org", admin: bool = False) -> dict[str, str]:
+    """Headers with an API token of a new confirmed account (what a tool that writes would send)."""
+    pm = app.extensions["partner_match"]
+    actor = pm.accounts.sign_up(email, "correct horse battery", True, admin=admin, verified=True)
+    return {"Authorization": f"Bearer {pm.accounts.issue_token(actor, 'tests')}"}
+
+
+@pytest.fixture
+def auth(app: Flask) -> dict[str, str]:
+    return bearer(app)

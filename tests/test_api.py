@@ -108,14 +108,14 @@ def test_organisations_listing_and_detail(client) -> None:  # type: ignore[no-un
     assert client.get("/api/v1/organisations/99999999").status_code == 404
 
 
-def test_register_then_found_without_rebuild(client) -> None:  # type: ignore[no-untyped-def]
+def test_register_then_found_without_rebuild(client, auth) -> None:  # type: ignore[no-untyped-def]
     body = {
         "name": "Nordlys Marine Robotics Club",
         "country": "NO",
         "sector": "youth",
         "description": "Teenagers build underwater robots to monitor fjord ecosystems and plastic waste.",
     }
-    r = client.post("/api/v1/organisations", json=body)
+    r = client.post("/api/v1/organisations", json=body, headers=auth)
     assert r.status_code == 201, r.get_json()
     new_id = r.get_json()["id"]
     r = client.post(
@@ -125,9 +125,9 @@ def test_register_then_found_without_rebuild(client) -> None:  # type: ignore[no
     assert new_id in [x["organisation"]["id"] for x in r.get_json()["results"]]
     listed = client.get("/api/v1/newcomers?theme=underwater robots fjord&country=NO").get_json()["items"]
     assert listed[0]["id"] == new_id
-    bad = client.post("/api/v1/organisations", json={**body, "description": ""})
+    bad = client.post("/api/v1/organisations", json={**body, "description": ""}, headers=auth)
     assert bad.status_code == 400 and bad.get_json()["detail"][0]["field"] == "description"
-    bad = client.post("/api/v1/organisations", json={**body, "country": "QQ"})
+    bad = client.post("/api/v1/organisations", json={**body, "country": "QQ"}, headers=auth)
     assert bad.status_code == 400 and bad.get_json()["detail"][0]["field"] == "country"
 
 

@@ -9,16 +9,19 @@ from flask.testing import FlaskClient
 
 from matcher import eligibility, vocab
 from matcher.eligibility import Member, check
+from tests.conftest import bearer
 
 
 def register(client: FlaskClient, name: str, country: str, sector: str = "civil_society") -> int:
+    auth = getattr(client, "auth", None) or bearer(client.application, f"{abs(hash(name))}@example.org")
+    client.auth = auth  # type: ignore[attr-defined]
     body = {
         "name": name,
         "country": country,
         "sector": sector,
         "description": f"{name} runs education and training projects with partners across Europe.",
     }
-    r = client.post("/api/v1/organisations", json=body)
+    r = client.post("/api/v1/organisations", json=body, headers=auth)
     assert r.status_code == 201, r.get_json()
     return int(r.get_json()["id"])
 

@@ -15,7 +15,7 @@ THEME = "underwater robots monitoring fjord plastic waste"
 
 
 def test_cli_api_and_pages_search_alike_including_a_new_registration(
-    client: FlaskClient, runner: CliRunner, demo_env: dict[str, str]
+    client: FlaskClient, runner: CliRunner, demo_env: dict[str, str], auth: dict[str, str]
 ) -> None:
     body = {
         "name": "Nordlys Marine Robotics Club",
@@ -23,7 +23,7 @@ def test_cli_api_and_pages_search_alike_including_a_new_registration(
         "sector": "youth",
         "description": "Teenagers build underwater robots to monitor fjord ecosystems and plastic waste.",
     }
-    new_id = client.post("/api/v1/organisations", json=body).get_json()["id"]  # after the last index build
+    new_id = client.post("/api/v1/organisations", json=body, headers=auth).get_json()["id"]  # after the last index build
 
     api = client.get("/api/v1/organisations", query_string={"theme": THEME, "country": "NO", "newcomer": "true"})
     api_ids = [o["id"] for o in api.get_json()["items"]]
@@ -75,14 +75,24 @@ def test_migrations_upgrade_a_populated_database(db_url: str) -> None:
     with database.engine.begin() as conn:  # the demo data as the first schema stored it
         from sqlalchemy import text
 
-        org = conn.execute(text("INSERT INTO organisation (name, country, sector, other_names, sources, created_at, "
-                                "updated_at) VALUES ('Old School', 'NO', 'school', '[]', '[]', '2020-01-01', "
-                                "'2020-01-01') RETURNING id")).scalar_one()
-        project = conn.execute(text("INSERT INTO project (identifier, programme, source, topics, created_at, "
-                                    "updated_at) VALUES ('OLD-1', 'Erasmus+', 'erasmus-plus', '[]', '2020-01-01', "
-                                    "'2020-01-01') RETURNING id")).scalar_one()
-        conn.execute(text("INSERT INTO participation (project_id, organisation_id, role) VALUES (:p, :o, 'other')"),
-                     {"p": project, "o": org})
+        org = conn.execute(
+            text(
+                "INSERT INTO organisation (name, country, sector, other_names, sources, created_at, "
+                "updated_at) VALUES ('Old School', 'NO', 'school', '[]', '[]', '2020-01-01', "
+                "'2020-01-01') RETURNING id"
+            )
+        ).scalar_one()
+        project = conn.execute(
+            text(
+                "INSERT INTO project (identifier, programme, source, topics, created_at, "
+                "updated_at) VALUES ('OLD-1', 'Erasmus+', 'erasmus-plus', '[]', '2020-01-01', "
+                "'2020-01-01') RETURNING id"
+            )
+        ).scalar_one()
+        conn.execute(
+            text("INSERT INTO participation (project_id, organisation_id, role) VALUES (:p, :o, 'other')"),
+            {"p": project, "o": org},
+        )
     database.upgrade()
     assert database.schema_problem() is None
     with database.session() as s:

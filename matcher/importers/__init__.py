@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from matcher.db import ImportRun, utcnow
+from matcher.db import ImportRun, Organisation, utcnow
 from matcher.importers.common import (
     SPREADSHEETS,
     ImportFailed,
@@ -22,6 +22,7 @@ from matcher.importers.common import (
     Problem,
     checksum_of,
     clean,
+    name_key,
     open_workbook,
     sheet_cells,
 )
@@ -29,7 +30,7 @@ from matcher.importers.cordis import parse_cordis
 from matcher.importers.eche import parse_eche
 from matcher.importers.erasmus_plus import parse_creative_europe, parse_erasmus_plus
 from matcher.importers.keep import KEEP_PARTNERS, KEEP_PROJECTS, parse_keep
-from matcher.importers.merge import DUPLICATE_THRESHOLD, find_organisation, flag_duplicates, write_parsed
+from matcher.importers.merge import DUPLICATE_THRESHOLD, flag_duplicates, write_parsed
 from matcher.importers.registry_csv import parse_registry, registry_record
 
 __all__ = [
@@ -130,14 +131,38 @@ def import_path(session: Session, path: Path, fmt: str | None = None, progress: 
     return summary
 
 
-def register_organisation(session: Session, values: dict[str, Any]) -> int:
-    """Store one self-registered organisation; ValueError names the bad field."""
+def register_organisation(
+    session: Session, values: dict[str, Any], owner_id: int | None = None, distinct: bool = False
+) -> int:
+    """Store one new self-registered organisation; ValueError names the bad field.
+
+    It is always a new organisation: the caller has checked the name is free in its country, or the
+    registrant said it is a ``distinct`` one (then it is stored apart and flagged as a likely duplicate).
+    """
     if not clean(values.get("description")):
         raise ValueError("description: a self-description is required")
     record = registry_record(values)
-    write_parsed(session, Parsed("registry", rows_read=1, orgs=[record]), progress=False)
-    org_id = find_organisation(session, record)
-    if org_id is None:
-        raise RuntimeError("a registered organisation was not stored")
-    flag_duplicates(session, [org_id])
-    return org_id
+    org = Organisation(
+        name=record.name,
+        short_name=record.short_name,
+        country=record.country,
+        city=record.city,
+        region=record.region,
+        website=record.website,
+        org_type=record.org_type,
+        sector=record.sector or "other",
+        description=record.description,
+        pic=record.pic,
+        oid=record.oid,
+        sources=["registry"],
+        other_names=[],
+        seen_at=record.seen_at,
+        name_key=None if distinct else name_key(record.name, record.country),
+        owner_id=owner_id,
+        contact_name=clean(values.get("contact_name")),
+        contact_email=clean(values.get("contact_email")),
+    )
+    session.add(org)
+    session.flush()
+    flag_duplicates(session, [org.id])
+    return int(org.id)

@@ -1,0 +1,233 @@
+"""Account pages: sign-up, e-mail confirmation, sign-in and out, password reset, tokens, data, privacy."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Flask, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response as WerkzeugResponse
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField
+from wtforms.validators import DataRequired, Email, Length
+
+from matcher.app import AccountError
+from service import limiter
+from service.auth import User, signed_in
+from service.state import partner_match
+
+bp = Blueprint("accounts", __name__)
+Page = str | WerkzeugResponse | tuple[str, int]
+
+
+class SignUpForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=320)])
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(min=10, max=200)], description="At least 10 characters"
+    )
+    consent = BooleanField(
+        "I have read the privacy notice and agree that partner-match keeps my e-mail address to run my account",
+        validators=[DataRequired("Please accept the privacy notice.")],
+    )
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    next = HiddenField()
+
+
+class ResetRequestForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=320)])
+
+
+class ResetForm(FlaskForm):
+    password = PasswordField(
+        "New password", validators=[DataRequired(), Length(min=10, max=200)], description="At least 10 characters"
+    )
+
+
+def _own_path(target: str | None) -> str:
+    """Only a path on this site: never a redirect to another one."""
+    return target if target and target.startswith("/") and not target.startswith("//") else url_for("pages.index")
+
+
+def _form_page(form: FlaskForm, title: str, submit: str, intro: str = "", after: str = "", status: int = 200) -> Page:
+    html = render_template("form.html", form=form, title=title, submit=submit, intro=intro, after=after)
+    return (html, status) if status != 200 else html
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit("10/hour", methods=["POST"])
+def signup() -> Page:
+    form = SignUpForm()
+    intro = "An account lets you register your organisation, keep it up to date and be contacted."
+    after = (
+        f'Already have an account? <a href="{url_for("accounts.login")}">Sign in</a>. '
+        f'<a href="{url_for("accounts.privacy")}">Privacy notice</a>.'
+    )
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return _form_page(form, "Create an account", "Create account", intro, after, 400)
+        try:
+            actor = partner_match().accounts.sign_up(
+                form.email.data or "", form.password.data or "", bool(form.consent.data), base_url=request.url_root
+            )
+        except AccountError as exc:
+            getattr(form, exc.field, form.email).errors = [exc.message]
+            return _form_page(form, "Create an account", "Create account", intro, after, 400)
+        login_user(User(actor))
+        flash("Welcome! We have sent you an e-mail: open its link to confirm your address.")
+        return redirect(url_for("accounts.account"))
+    return _form_page(form, "Create an account", "Create account", intro, after)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("10/minute;50/hour", methods=["POST"])
+def login() -> Page:
+    form = LoginForm(next=request.args.get("next", ""))
+    after = (
+        f'<a href="{url_for("accounts.reset_request")}">Forgot your password?</a> '
+        f'New here? <a href="{url_for("accounts.signup")}">Create an account</a>.'
+    )
+    if request.method == "POST":
+        actor = (
+            partner_match().accounts.authenticate(form.email.data or "", form.password.data or "")
+            if form.validate_on_submit()
+            else None
+        )
+        if actor is None:
+            form.password.errors = ["This e-mail and password do not match an account."]
+            return _form_page(form, "Sign in", "Sign in", after=after, status=400)
+        login_user(User(actor))
+        return redirect(_own_path(form.next.data))
+    return _form_page(form, "Sign in", "Sign in", after=after)
+
+
+@bp.post("/logout")
+def logout() -> WerkzeugResponse:
+    logout_user()
+    flash("You are signed out.")
+    return redirect(url_for("pages.index"))
+
+
+@bp.get("/verify/<token>")
+def verify(token: str) -> WerkzeugResponse:
+    try:
+        actor = partner_match().accounts.verify(token)
+    except AccountError as exc:
+        flash(f"Your address could not be confirmed: {exc.message}.")
+        return redirect(url_for("pages.index"))
+    login_user(User(actor))
+    flash("Thank you: your e-mail address is confirmed.")
+    return redirect(url_for("accounts.account"))
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+@limiter.limit("5/hour", methods=["POST"])
+def reset_request() -> Page:
+    form = ResetRequestForm()
+    if request.method == "POST" and form.validate_on_submit():
+        partner_match().accounts.request_reset(form.email.data or "", base_url=request.url_root)
+        flash("If an account has this address, a link to choose a new password is on its way.")
+        return redirect(url_for("accounts.login"))
+    return _form_page(form, "Reset your password", "Send me a link", status=400 if request.method == "POST" else 200)
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset(token: str) -> Page:
+    form = ResetForm()
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            actor = partner_match().accounts.reset(token, form.password.data or "")
+        except AccountError as exc:
+            form.password.errors = [exc.message]
+            return _form_page(form, "Choose a new password", "Save password", status=400)
+        login_user(User(actor))
+        flash("Your new password is saved.")
+        return redirect(url_for("accounts.account"))
+    return _form_page(form, "Choose a new password", "Save password", status=400 if request.method == "POST" else 200)
+
+
+@bp.get("/account")
+@login_required
+def account() -> str:
+    actor = signed_in()
+    pm = partner_match()
+    return render_template(
+        "account.html",
+        actor=actor,
+        data=pm.accounts.export(actor),
+        tokens=pm.accounts.tokens(actor),
+        csrf_form=FlaskForm(),
+        token_form=FlaskForm(),
+        new_token=None,
+    )
+
+
+@bp.post("/account/tokens")
+@login_required
+def issue_token() -> Page:
+    actor = signed_in()
+    if not FlaskForm().validate_on_submit():
+        abort(400, "the form expired: reload the page")
+    try:
+        token = partner_match().accounts.issue_token(actor, request.form.get("name", ""))
+    except AccountError as exc:
+        flash(exc.message)
+        return redirect(url_for("accounts.account"))
+    pm = partner_match()
+    return render_template(
+        "account.html",
+        actor=actor,
+        data=pm.accounts.export(actor),
+        tokens=pm.accounts.tokens(actor),
+        csrf_form=FlaskForm(),
+        token_form=FlaskForm(),
+        new_token=token,
+    )
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int) -> WerkzeugResponse:
+    actor = signed_in()
+    if not FlaskForm().validate_on_submit():
+        abort(400, "the form expired: reload the page")
+    try:
+        partner_match().accounts.revoke_token(actor, token_id)
+    except AccountError as exc:
+        abort(exc.status, exc.message)
+    flash("The token is revoked.")
+    return redirect(url_for("accounts.account"))
+
+
+@bp.get("/account/data.json")
+@login_required
+def export() -> Response:
+    actor = signed_in()
+    body = json.dumps(partner_match().accounts.export(actor), indent=2, ensure_ascii=False)
+    response = Response(body, mimetype="application/json")
+    response.headers["Content-Disposition"] = 'attachment; filename="partner-match-account.json"'
+    return response
+
+
+@bp.post("/account/delete")
+@login_required
+def delete() -> WerkzeugResponse:
+    actor = signed_in()
+    if not FlaskForm().validate_on_submit():
+        abort(400, "the form expired: reload the page")
+    partner_match().accounts.delete(actor)
+    logout_user()
+    flash("Your account and its personal data are deleted.")
+    return redirect(url_for("pages.index"))
+
+
+@bp.get("/privacy")
+def privacy() -> str:
+    return render_template("privacy.html")
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
