@@ -9,19 +9,21 @@ from flask_login import login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as WerkzeugResponse
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Length, Regexp
 
+from matcher.accounts import EMAIL
 from matcher.app import AccountError
 from service import limiter
 from service.auth import User, signed_in
 from service.state import partner_match
 
 bp = Blueprint("accounts", __name__)
+EMAIL_FORMAT = Regexp(EMAIL.pattern, message="Enter an e-mail address.")
 Page = str | WerkzeugResponse | tuple[str, int]
 
 
 class SignUpForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=320)])
+    email = EmailField("E-mail", validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)])
     password = PasswordField(
         "Password", validators=[DataRequired(), Length(min=10, max=200)], description="At least 10 characters"
     )
@@ -32,13 +34,13 @@ class SignUpForm(FlaskForm):
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=320)])
+    email = EmailField("E-mail", validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
     next = HiddenField()
 
 
 class ResetRequestForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=320)])
+    email = EmailField("E-mail", validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)])
 
 
 class ResetForm(FlaskForm):

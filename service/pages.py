@@ -23,10 +23,10 @@ from wtforms import (
     widgets,
 )
 from wtforms.fields import BooleanField, EmailField
-from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from matcher import eligibility, vocab
-from matcher.accounts import EDITABLE
+from matcher.accounts import EDITABLE, EMAIL
 from matcher.app import AccountError, DraftPanel, NameTaken
 from matcher.recommend import MatchRequest
 from service import limiter
@@ -36,6 +36,7 @@ from service.schemas import NewcomersQuery
 from service.state import partner_match
 
 bp = Blueprint("pages", __name__)
+EMAIL_FORMAT = Regexp(EMAIL.pattern, message="Enter an e-mail address.")
 ACTIONS = [(key, f"{rule.label} ({rule.code})") for key, rule in eligibility.actions().items()]
 CALL_YEARS = list(range(2021, eligibility.default_call_year() + 2))
 
@@ -103,7 +104,7 @@ class RegisterForm(FlaskForm):
     contact_name = StringField("Contact person (published)", validators=[Optional(), Length(max=200)])
     contact_email = EmailField(
         "Contact e-mail (never shown: messages are relayed to it)",
-        validators=[Optional(), Email(), Length(max=320)],
+        validators=[Optional(), EMAIL_FORMAT, Length(max=320)],
         description="Without one, messages go to your account's e-mail",
     )
     different = BooleanField("This is a different organisation from the similar one already registered")
@@ -359,7 +360,7 @@ class EditForm(FlaskForm):
     website = URLField("Website", validators=[Optional(), URL(), Length(max=300)])
     description = TextAreaField("What your organisation does", validators=[Optional(), Length(max=5000)])
     contact_name = StringField("Contact person (published)", validators=[Optional(), Length(max=200)])
-    contact_email = EmailField("Contact e-mail (never shown)", validators=[Optional(), Email(), Length(max=320)])
+    contact_email = EmailField("Contact e-mail (never shown)", validators=[Optional(), EMAIL_FORMAT, Length(max=320)])
 
 
 @bp.route("/organisations/<int:org_id>/edit", methods=["GET", "POST"])
@@ -406,7 +407,9 @@ def claim(org_id: int) -> WerkzeugResponse:
 
 class ContactForm(FlaskForm):
     name = StringField("Your name", validators=[DataRequired(), Length(max=200)])
-    email = EmailField("Your e-mail (they will reply to it)", validators=[DataRequired(), Email(), Length(max=320)])
+    email = EmailField(
+        "Your e-mail (they will reply to it)", validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)]
+    )
     message = TextAreaField("Your message", validators=[DataRequired(), Length(min=10, max=5000)])
 
 

@@ -14,6 +14,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 pytestmark = pytest.mark.browser
+APPS: dict[str, object] = {}  # live server URL -> its app, to read the mails it "sent"
 
 
 @pytest.fixture
@@ -29,7 +30,9 @@ def live_server(demo_env) -> Iterator[str]:  # type: ignore[no-untyped-def]
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    url = f"http://127.0.0.1:{server.server_port}"
+    APPS[url] = app
+    yield url
     server.shutdown()
 
 
@@ -106,7 +109,27 @@ def test_newcomer_list_and_csv_download(page, live_server) -> None:  # type: ign
     assert text.startswith("id,name,country") and len(text.splitlines()) > 1
 
 
+def sign_up_and_confirm(page, live_server, email: str) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    page.goto(live_server + "/register")  # not signed in: sent to sign in first
+    page.wait_for_url("**/login*")
+    page.get_by_role("link", name="Create an account").click()
+    page.get_by_label("E-mail", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill("correct horse battery")
+    page.get_by_label("I have read the privacy notice", exact=False).check()
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/account")
+    assert "not confirmed yet" in page.content()
+    body = APPS[live_server].extensions["partner_match"].accounts.mailer.sent[-1].body  # type: ignore[attr-defined]
+    link = re.search(r"(/verify/\S+)", body)
+    assert link
+    page.goto(live_server + link.group(1))
+    assert "confirmed" in page.locator(".flash").inner_text()
+
+
 def test_register_then_find_by_search(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    sign_up_and_confirm(page, live_server, "bees@aurora.example")
     page.goto(live_server + "/register")
     page.get_by_label("Organisation name").fill("Aurora Beekeeping School Tromsø")
     page.get_by_label("Sector").select_option("vet")
@@ -125,3 +148,26 @@ def test_register_then_find_by_search(page, live_server) -> None:  # type: ignor
     page.wait_for_url("**/results")
     assert "Aurora Beekeeping School Tromsø" in page.locator(".result-list").inner_text()
     page.screenshot(path=str(ARTIFACTS / "registered-found.png"), full_page=True)
+
+
+def test_registering_a_taken_name_offers_to_claim_it(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(live_server + "/api/v1/organisations?newcomer=false") as r:
+        taken = json.load(r)["items"][0]
+    sign_up_and_confirm(page, live_server, "someone@elsewhere.example")
+    page.goto(live_server + "/register")
+    page.get_by_label("Organisation name").fill(taken["name"])
+    page.get_by_label("Sector").select_option("enterprise")
+    page.get_by_label("Country").select_option(taken["country"])
+    page.get_by_label("What your organisation does").fill("We are a company that sells things to everyone.")
+    page.get_by_role("button", name="Register").click()
+    assert "is already in the registry" in page.content()
+    page.screenshot(path=str(ARTIFACTS / "register-taken.png"), full_page=True)
+    page.get_by_role("button", name="This is us: claim it").click()
+    page.wait_for_url(f"**/organisations/{taken['id']}")
+    assert "claim is recorded" in page.locator(".flash").inner_text()
+    with urllib.request.urlopen(live_server + f"/api/v1/organisations/{taken['id']}") as r:
+        after = json.load(r)
+    assert after["sector"] == taken["sector"] and after["owned"] is False  # unchanged, waiting for an admin

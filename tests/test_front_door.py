@@ -23,7 +23,9 @@ def test_cli_api_and_pages_search_alike_including_a_new_registration(
         "sector": "youth",
         "description": "Teenagers build underwater robots to monitor fjord ecosystems and plastic waste.",
     }
-    new_id = client.post("/api/v1/organisations", json=body, headers=auth).get_json()["id"]  # after the last index build
+    new_id = client.post("/api/v1/organisations", json=body, headers=auth).get_json()[
+        "id"
+    ]  # after the last index build
 
     api = client.get("/api/v1/organisations", query_string={"theme": THEME, "country": "NO", "newcomer": "true"})
     api_ids = [o["id"] for o in api.get_json()["items"]]
