@@ -80,8 +80,8 @@ def create_app(
 
     state.init_app(app, encoder)
     errors.init_app(app)
+    limiter.init_app(app)  # before CSRF: a flood of forged forms is throttled too
     csrf.init_app(app)
-    limiter.init_app(app)
     auth.init_app(app)
     api.init_app(app)
     pages.init_app(app)

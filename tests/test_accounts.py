@@ -281,3 +281,12 @@ def test_rate_limits_hold_across_two_gunicorn_workers_with_redis(demo_env: dict[
         server.wait(10)
     # 6 a minute in all, however the two workers shared the requests (in memory, each would allow 6)
     assert statuses.count(200) == 6 and statuses.count(429) == 8, statuses
+
+
+def test_the_registration_form_is_rate_limited_too(demo_env: dict[str, str]) -> None:
+    app = make_app(demo_env)  # rate limits on, as in production
+    client = app.test_client()
+    sign_up(client, "busy@example.org")
+    token = csrf(client, "/register")
+    statuses = [client.post("/register", data={"name": "x", "csrf_token": token}).status_code for _ in range(31)]
+    assert statuses[:30] == [400] * 30 and statuses[30] == 429

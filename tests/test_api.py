@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_app
+from tests.conftest import bearer, make_app
 
 
 def first_pair(client):  # type: ignore[no-untyped-def]
@@ -184,13 +184,15 @@ def test_openapi_document(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/apidoc/swagger/").status_code in (200, 308)
 
 
-def test_schemathesis_finds_no_server_errors(app) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("with_token", [False, True], ids=["anonymous", "token"])
+def test_schemathesis_finds_no_server_errors(app, with_token: bool) -> None:  # type: ignore[no-untyped-def]
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import response_schema_conformance
 
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    headers = bearer(app) if with_token else {}
     failures: list[str] = []
     calls: list[int] = []
     for operation in schema.get_all_operations():
@@ -199,7 +201,7 @@ def test_schemathesis_finds_no_server_errors(app) -> None:  # type: ignore[no-un
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=op.as_strategy())
         def run(case) -> None:  # type: ignore[no-untyped-def]
-            response = case.call()
+            response = case.call(headers=headers)
             calls.append(response.status_code)
             try:
                 case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
@@ -211,6 +213,7 @@ def test_schemathesis_finds_no_server_errors(app) -> None:  # type: ignore[no-un
             run()
     assert failures == []
     assert len(calls) > 50 and 200 in calls and 400 in calls  # the run really exercised the API
+    assert (401 in calls) is not with_token  # writes: refused without a token, reached with one
 
 
 def test_ranker_fit_refuses_too_little_history_and_a_stale_ranker_is_reported(runner, client, demo_env) -> None:  # type: ignore[no-untyped-def]
