@@ -33,6 +33,7 @@ from matcher.db import (
     Participation,
     StoredEmbedding,
     utcnow,
+    valid_id,
 )
 from matcher.mail import Mailer, Message
 
@@ -234,7 +235,7 @@ class Accounts:
 
     def revoke_token(self, actor: Actor, token_id: int) -> None:
         with self.db.session() as s:
-            row = s.get(ApiToken, token_id)
+            row = s.get(ApiToken, token_id) if valid_id(token_id) else None
             if row is None or row.account_id != actor.id:
                 raise AccountError("token", "no such token of yours", 404)
             row.revoked_at = utcnow()
@@ -249,7 +250,7 @@ class Accounts:
     # ---------------------------------------------------------------- ownership
     def require_editor(self, actor: Actor | None, org_id: int) -> None:
         with self.db.session() as s:
-            org = s.get(Organisation, org_id)
+            org = s.get(Organisation, org_id) if valid_id(org_id) else None
             if org is None:
                 raise AccountError("id", f"no organisation {org_id}", 404)
             if actor is None:
@@ -264,7 +265,7 @@ class Accounts:
         if not actor.verified:
             raise AccountError("account", "confirm your e-mail address before claiming", 403)
         with self.db.session() as s:
-            org = s.get(Organisation, org_id)
+            org = s.get(Organisation, org_id) if valid_id(org_id) else None
             if org is None:
                 raise AccountError("id", f"no organisation {org_id}", 404)
             if org.owner_id == actor.id:
@@ -296,7 +297,7 @@ class Accounts:
     def decide_claim(self, admin: Actor, claim_id: int, approve: bool) -> None:
         _require_admin(admin)
         with self.db.session() as s:
-            claim = s.get(Claim, claim_id)
+            claim = s.get(Claim, claim_id) if valid_id(claim_id) else None
             if claim is None or claim.status != "pending":
                 raise AccountError("claim", "no pending claim with this id", 404)
             claim.status, claim.decided_at = ("approved" if approve else "rejected"), utcnow()
@@ -365,7 +366,7 @@ class Accounts:
         if not reason.strip():
             raise AccountError("reason", "say what is wrong")
         with self.db.session() as s:
-            if s.get(Organisation, org_id) is None:
+            if not valid_id(org_id) or s.get(Organisation, org_id) is None:
                 raise AccountError("id", f"no organisation {org_id}", 404)
             s.add(AbuseReport(organisation_id=org_id, reason=reason.strip()[:2000]))
 
@@ -386,7 +387,7 @@ class Accounts:
         other names, and the audit log keeps a copy of it."""
         _require_admin(admin)
         with self.db.session() as s:
-            pair = s.get(DuplicateCandidate, pair_id)
+            pair = s.get(DuplicateCandidate, pair_id) if valid_id(pair_id) else None
             if pair is None or pair.status != "open":
                 raise AccountError("pair", "no open duplicate pair with this id", 404)
             pair.status = "merged" if merge else "dismissed"

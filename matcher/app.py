@@ -25,7 +25,7 @@ from embeddings.encoders import Encoder
 from embeddings.index import IndexRefused, IndexStore, LiveIndex, LoadedIndex
 from matcher import importers, indexing, registry
 from matcher.accounts import EDITABLE, EMAIL, AccountError, Accounts, Actor, audit, safe_url
-from matcher.db import Database
+from matcher.db import Database, lock_registry
 from matcher.eligibility import Eligibility, Member, check
 from matcher.mail import LogMailer, Mailer, Message
 from matcher.newcomer import NewcomerRule
@@ -395,6 +395,7 @@ class PartnerMatch:
         values = {**values, "website": safe_url(values.get("website"))}
         record = importers.registry_record(values)  # checks name, sector, country first
         with self.db.session() as s:
+            lock_registry(s)  # a double-click's second request waits, then finds the first's organisation
             similar = registry.similar_in_country(s, record.name or "", record.country)
             owned = registry.owned_by(s, actor.id, similar)
             if owned:

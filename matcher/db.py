@@ -25,6 +25,7 @@ from sqlalchemy import (
     event,
     false,
     func,
+    text,
     true,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -32,6 +33,13 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers: a larger one names nothing (and must not reach the database)
+
+
+def valid_id(value: int) -> bool:
+    return 1 <= value <= MAX_ID
+
+
 ROLES = ("coordinator", "partner", "other")
 ROLE_STRENGTH = {"coordinator": 3, "partner": 2, "other": 1}
 
@@ -262,6 +270,22 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+REGISTRY_LOCK = 727_000_001  # the advisory-lock key of "someone is writing the registry"
+
+
+def lock_registry(session: Session) -> None:
+    """Serialise writers of the registry (imports, registrations) for the rest of this unit of work.
+
+    An import reads the registry, then writes what is new: two at once would both write it. The
+    second waits here for the first to commit: a PostgreSQL advisory lock, SQLite's write lock
+    (taken by a no-op UPDATE; it waits up to the busy timeout, then raises OperationalError).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REGISTRY_LOCK})
+    else:
+        session.execute(text("UPDATE import_run SET id = id WHERE 1 = 0"))
 
 
 class SchemaBehind(RuntimeError):

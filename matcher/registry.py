@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
-from matcher.db import Organisation, Participation, Project, StoredEmbedding
+from matcher.db import Organisation, Participation, Project, StoredEmbedding, valid_id
 from matcher.newcomer import Experience, NewcomerRule
 from matcher.profiles import PastProject, ProfileSource
 
@@ -139,7 +139,7 @@ def list_organisations(
 
 
 def organisations_by_id(session: Session, ids: Iterable[int]) -> dict[int, Organisation]:
-    wanted = list(dict.fromkeys(ids))
+    wanted = [i for i in dict.fromkeys(ids) if valid_id(i)]
     if not wanted:
         return {}
     return {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(wanted)))}
@@ -161,7 +161,7 @@ def project_counts(session: Session, ids: Sequence[int]) -> dict[int, int]:
 def find_by_id_or_pic(session: Session, ref: int | str) -> int | None:
     """The organisation id for an id (int) or a PIC (digit string), None when there is none."""
     if isinstance(ref, int):
-        found = session.get(Organisation, ref)
+        found = session.get(Organisation, ref) if valid_id(ref) else None
     else:
         found = session.scalar(select(Organisation).where(Organisation.pic == ref.strip()))
     return None if found is None else found.id
@@ -456,7 +456,7 @@ def update_organisation(session: Session, org_id: int, changes: dict[str, Any]) 
     from matcher import vocab
     from matcher.importers.common import clean, name_key
 
-    org = session.get(Organisation, org_id)
+    org = session.get(Organisation, org_id) if valid_id(org_id) else None
     if org is None:
         raise LookupError(f"no organisation {org_id}")
     done: dict[str, list[Any]] = {}
@@ -479,7 +479,7 @@ def contact_address(session: Session, org_id: int) -> tuple[str | None, str]:
     """Where a message to the organisation goes (its published contact, else its owner), and its name."""
     from matcher.db import Account
 
-    org = session.get(Organisation, org_id)
+    org = session.get(Organisation, org_id) if valid_id(org_id) else None
     if org is None or org.hidden:
         raise LookupError(f"no organisation {org_id}")
     if org.contact_email:

@@ -76,10 +76,11 @@ def create_app(
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings)
 
-    from service import accounts, admin, api, auth, errors, pages, state
+    from service import accounts, admin, api, auth, errors, guard, pages, state
 
     state.init_app(app, encoder)
     errors.init_app(app)
+    guard.init_app(app)
     limiter.init_app(app)  # before CSRF: a flood of forged forms is throttled too
     csrf.init_app(app)
     auth.init_app(app)

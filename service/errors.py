@@ -74,6 +74,9 @@ def _http_error(exc: HTTPException) -> Response:
     if wants_json():
         field = {404: "path", 405: "method", 413: "body", 429: "rate"}.get(status, "body")
         value = {404: request.path, 405: request.method}.get(status, message)
+        named, sep, rest = message.partition(": ")
+        if status == 400 and sep and " " not in named:  # "idea: contains a control character"
+            field, value = named, rest
         return error_response(
             status, TITLES.get(status, "error").lower(), [{"field": field, "message": value}], headers
         )

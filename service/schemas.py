@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -26,15 +26,16 @@ def _check_sectors(values: list[str]) -> list[str]:
     return [vocab.check_sector(v) for v in values]
 
 
-OrgRef = int | str
+MAX_ID = 2**31 - 1  # PostgreSQL's integer: an id beyond it names no organisation
+OrgRef = Annotated[int, Field(ge=1, le=MAX_ID)] | Annotated[str, Field(pattern=r"^[0-9]{6,12}$")]
 
 
 class RecommendationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no true for 1, no "10" for 10
     idea: str = Field("", max_length=MAX_IDEA, description="The project idea, free text")
     action: Literal["cooperation", "small-scale", "school"] = "cooperation"
     applicant: OrgRef | None = Field(None, description="Organisation id (integer) or PIC (string of digits)")
-    partners: list[OrgRef] = Field(default_factory=list, max_length=30)
+    partners: list[OrgRef] = Field(default_factory=list, max_length=50)
     sectors: list[str] = Field(default_factory=list, max_length=10)
     countries: list[str] = Field(default_factory=list, max_length=60)
     exclude_countries: list[str] = Field(default_factory=list, max_length=60)
@@ -230,7 +231,7 @@ def _http_url(value: str | None) -> str | None:
 
 
 class RegisterIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(..., min_length=2, max_length=300)
     description: str = Field(..., min_length=20, max_length=MAX_IDEA)
     country: str = Field(..., max_length=60)
@@ -263,7 +264,7 @@ class RegisterIn(BaseModel):
 class OrganisationPatch(BaseModel):
     """The fields an owner may change; absent fields stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str | None = Field(None, min_length=2, max_length=300)
     description: str | None = Field(None, max_length=MAX_IDEA)
     website: str | None = Field(None, max_length=300)

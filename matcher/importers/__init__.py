@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from matcher.db import ImportRun, Organisation, utcnow
+from matcher.db import ImportRun, Organisation, lock_registry, utcnow
 from matcher.importers.common import (
     SPREADSHEETS,
     ImportFailed,
@@ -113,6 +114,13 @@ def import_path(session: Session, path: Path, fmt: str | None = None, progress: 
         raise ImportFailed(f"{path} cannot be read: {exc}") from exc
     parsed = PARSERS[fmt](path, progress)
     summary = ImportSummary(source=str(path), format=fmt, rows_read=parsed.rows_read)
+    try:
+        lock_registry(session)  # a second import waits here for the first, then sees what it wrote
+    except OperationalError as exc:
+        raise ImportFailed(
+            "another import or registration is writing the registry and did not finish in time; "
+            "run this import again when it has"
+        ) from exc
     counts, touched = write_parsed(session, parsed, progress)
     summary.counts = counts
     summary.duplicates_flagged = flag_duplicates(session, touched)

@@ -164,10 +164,14 @@ class ImportSummary:
 # ---------------------------------------------------------------- value helpers
 
 
+INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad]")
+
+
 def clean(value: Any) -> str | None:
+    """Text with its spaces collapsed and invisible characters (zero-width, soft hyphen) removed; None if empty."""
     if value is None:
         return None
-    text = " ".join(str(value).replace("\xa0", " ").split())
+    text = " ".join(INVISIBLE.sub("", str(value)).replace("\xa0", " ").split())
     return text or None
 
 
@@ -266,7 +270,7 @@ def parse_pic(value: Any) -> str | None:
         return None
     if text.endswith(".0"):
         text = text[:-2]
-    if not re.fullmatch(r"\d{6,12}", text):
+    if not re.fullmatch(r"[0-9]{6,12}", text):  # ASCII digits: \d would take Arabic-Indic ones
         raise ValueError(f"bad PIC {text!r}")
     return text
 

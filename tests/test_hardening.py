@@ -1,0 +1,151 @@
+"""Bad input and faults: every one a clear 4xx naming the problem, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+BIG = 2**40
+
+
+@pytest.mark.parametrize("body", [{"applicant": BIG}, {"partners": [BIG]}, {"applicant": 0}])
+def test_ids_beyond_the_database_range(client: FlaskClient, body: dict[str, object]) -> None:
+    r = client.post("/api/v1/recommendations", json=body)
+    assert r.status_code == 400 and r.get_json()["detail"][0]["field"].startswith(("applicant", "partners"))
+
+
+def test_id_paths_beyond_the_range_are_404(client: FlaskClient, auth: dict[str, str]) -> None:
+    assert client.get(f"/api/v1/organisations/{BIG}").status_code == 404
+    assert client.get(f"/organisations/{BIG}").status_code == 404
+    assert client.patch(f"/api/v1/organisations/{BIG}", json={"city": "x"}, headers=auth).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"k": True}, "k"), ({"applicant": True}, "applicant"), ({"k": "10"}, "k"), ({"partners": [1.5]}, "partners")],
+)
+def test_strict_types(client: FlaskClient, body: dict[str, object], field: str) -> None:
+    r = client.post("/api/v1/recommendations", json=body)
+    assert r.status_code == 400 and r.get_json()["detail"][0]["field"].startswith(field), r.get_json()
+
+
+@pytest.mark.parametrize("raw", [b"null", b"[1, 2]", b'"text"', b"{" * 50 + b"}" * 50])
+def test_json_that_is_not_an_object(client: FlaskClient, raw: bytes) -> None:
+    r = client.post("/api/v1/recommendations", data=raw, content_type="application/json")
+    assert r.status_code == 400 and r.is_json and r.get_json()["detail"][0]["field"] == "body"
+
+
+def test_nul_and_control_characters_are_refused_naming_the_field(client: FlaskClient, auth: dict[str, str]) -> None:
+    r = client.post("/api/v1/recommendations", json={"idea": "robots\x00"})
+    assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == "idea"
+    r = client.get("/api/v1/organisations?q=a%00b")
+    assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == "q"
+    r = client.post(
+        "/api/v1/organisations",
+        headers=auth,
+        json={"name": "Zero\x00Org", "country": "NO", "sector": "youth", "description": "x" * 30},
+    )
+    assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == "name"
+    assert client.get("/newcomers?theme=%00").status_code == 400
+
+
+def test_invisible_names_and_foreign_digits(client: FlaskClient, auth: dict[str, str]) -> None:
+    body = {"name": "\u200b\u200b\u200b", "country": "NO", "sector": "youth", "description": "x" * 30}
+    r = client.post("/api/v1/organisations", json=body, headers=auth)
+    assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == "name"
+    r = client.post("/api/v1/organisations", json={**body, "name": "Real Org", "pic": "٩٩٩٩٩٩٩٩٩"}, headers=auth)
+    assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == "pic"
+
+
+def test_odd_query_parameters_and_methods(client: FlaskClient) -> None:
+    assert client.get("/api/v1/newcomers?endpoint=x").status_code == 200
+    assert client.get("/newcomers?endpoint=x").status_code == 200
+    assert client.get("/?_method=POST").status_code == 200
+    r = client.delete("/api/v1/recommendations")
+    assert r.status_code == 405 and "POST" in r.headers["Allow"] and r.is_json
+
+
+def test_a_registry_without_projects_serves_every_page(app: Flask, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from embeddings.encoders import HashingEncoder
+    from embeddings.index import IndexStore
+    from matcher.db import Database
+    from matcher.indexing import build_index
+    from tests.conftest import bearer, make_app
+
+    env = {
+        "PARTNER_MATCH_INSTANCE_DIR": str(tmp_path),
+        "PARTNER_MATCH_DATABASE_URL": f"sqlite:///{tmp_path}/e.sqlite",
+        "PARTNER_MATCH_INDEX_DIR": str(tmp_path / "index"),
+    }
+    db = Database(env["PARTNER_MATCH_DATABASE_URL"]).upgrade()
+    fresh = make_app(env, RATELIMIT_ENABLED=False)
+    client = fresh.test_client()
+    r = client.post(
+        "/api/v1/organisations",
+        headers=bearer(fresh),
+        json={
+            "name": "First Youth Club",
+            "country": "NO",
+            "sector": "youth",
+            "description": "Youth work in the north.",
+        },
+    )
+    assert r.status_code == 201
+    build_index(db, HashingEncoder(), IndexStore(tmp_path / "index"), progress=False)
+    for path in ("/", "/newcomers", f"/organisations/{r.get_json()['id']}", "/api/v1/newcomers", "/readyz"):
+        assert client.get(path).status_code == 200, path
+    found = client.post("/api/v1/recommendations", json={"idea": "youth work"})
+    assert found.status_code == 200 and found.get_json()["results"]
+
+
+def test_two_imports_at_once_give_the_counts_of_one(db) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from sqlalchemy import func, select
+
+    from matcher import importers
+    from matcher.db import Organisation, Participation, Project
+    from tests.conftest import DEMO
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with db.session() as s:
+                importers.import_path(s, DEMO / "projects.csv", progress=False)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with db.session() as s:
+        counts = [s.scalar(select(func.count()).select_from(m)) for m in (Organisation, Project, Participation)]
+    assert counts == [183, 140, 671]  # exactly one import's worth
+
+
+def test_twenty_identical_registrations_at_once_make_one(app: Flask) -> None:
+    import threading
+
+    pm = app.extensions["partner_match"]
+    owner = pm.accounts.sign_up("click@example.org", "correct horse battery", True, verified=True)
+    body = {"name": "Double Click Academy", "country": "NO", "sector": "vet", "description": "x" * 40}
+    ids: list[int] = []
+    failures: list[BaseException] = []
+
+    def register() -> None:
+        try:
+            ids.append(pm.register(dict(body), owner))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=register) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == [] and len(set(ids)) == 1 and len(ids) == 20
