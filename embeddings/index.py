@@ -134,7 +134,9 @@ class Manifest:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls(**data)
         except (OSError, ValueError, TypeError) as exc:
-            raise IndexRefused(f"{path}: unreadable manifest ({exc})") from exc
+            raise IndexRefused(
+                f"index version {path.parent.name}: unreadable manifest ({exc.__class__.__name__})"
+            ) from exc
 
 
 @dataclass
@@ -208,6 +210,7 @@ class IndexStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.versions_dir = self.root / "versions"
+        self._verified: dict[tuple[str, str | None, int, int], Manifest] = {}
 
     @property
     def pointer(self) -> Path:
@@ -262,7 +265,7 @@ class IndexStore:
         """Version ``name``, checked against its manifest and the configured model."""
         folder = self.versions_dir / name
         if not folder.is_dir():
-            raise IndexRefused(f"index version {name} does not exist in {self.versions_dir}")
+            raise IndexRefused(f"index version {name} does not exist")
         manifest = Manifest.read(folder / "manifest.json")
         if model_id is not None and manifest.model_id != model_id:
             raise IndexRefused(
@@ -278,7 +281,7 @@ class IndexStore:
             vectors = np.load(folder / "vectors.npy", allow_pickle=False)
             ids = np.load(folder / "ids.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise IndexRefused(f"index version {name}: cannot read its files ({exc})") from exc
+            raise IndexRefused(f"index version {name}: cannot read its files ({exc.__class__.__name__})") from exc
         if vectors.shape != (manifest.count, manifest.dimension) or ids.shape != (manifest.count,):
             raise IndexRefused(
                 f"index version {name}: manifest says {manifest.count} x {manifest.dimension}, "
@@ -295,10 +298,42 @@ class IndexStore:
         self.prune()
         return manifest
 
-    def previous(self) -> str | None:
+    def verify(self, name: str, model_id: str | None = None) -> Manifest:
+        """Check a version's manifest, model and vector checksum without loading it; IndexRefused says why.
+
+        Remembered per file state, so a readiness poll re-hashes only a version whose file changed."""
+        folder = self.versions_dir / name
+        try:
+            stat = (folder / "vectors.npy").stat()
+        except OSError as exc:
+            raise IndexRefused(f"index version {name}: its vectors are missing") from exc
+        key = (name, model_id, stat.st_mtime_ns, stat.st_size)
+        if key not in self._verified:
+            self._verified.clear()
+            manifest = Manifest.read(folder / "manifest.json")
+            if model_id is not None and manifest.model_id != model_id:
+                raise IndexRefused(
+                    f"index version {name} was built with model {manifest.model_id!r}, "
+                    f"but the service is configured for {model_id!r}"
+                )
+            if _sha256(folder / "vectors.npy") != manifest.vectors_sha256:
+                raise IndexRefused(
+                    f"index version {name}: vectors.npy does not match its manifest checksum "
+                    "(corrupted or changed after the build)"
+                )
+            self._verified[key] = manifest
+        return self._verified[key]
+
+    def previous(self, model_id: str | None = None) -> str | None:
+        """The newest version older than the current one that verifies (a corrupt one is skipped)."""
         current = self.current_name()
-        older = [v for v in self.versions() if current is None or v < current]
-        return older[-1] if older else None
+        for name in reversed([v for v in self.versions() if current is None or v < current]):
+            try:
+                self.verify(name, model_id)
+            except IndexRefused:
+                continue
+            return name
+        return None
 
     def prune(self, keep: int = KEEP_VERSIONS) -> None:
         current = self.current_name()
@@ -339,7 +374,7 @@ class LiveIndex:
         name = self.store.current_name()
         if name is None:
             if self._current is None:
-                self.last_error = f"no index has been built in {self.store.root} (run: partner-match index build)"
+                self.last_error = "no index has been built yet (run: partner-match index build)"
             return
         if (self._current is not None and self._current.version == name) or name == self._refused:
             return

@@ -124,6 +124,16 @@ class Proposals:
 
 
 @dataclass
+class Readiness:
+    ready: bool
+    reasons: list[str]  # why not ready, or (when ready) what is degraded
+
+    @property
+    def status(self) -> str:
+        return "unavailable" if not self.ready else ("degraded" if self.reasons else "ok")
+
+
+@dataclass
 class DraftPanel:
     members: list[Listed]
     eligibility: Eligibility
@@ -462,7 +472,7 @@ class PartnerMatch:
 
     def rollback_index(self) -> str:
         """Serve the version before the current one again; ValueError says why not."""
-        previous = self.index_store.previous()
+        previous = self.index_store.previous(self.encoder.model_id)
         if previous is None:
             raise ValueError("no earlier index version to roll back to")
         try:
@@ -481,28 +491,36 @@ class PartnerMatch:
         return self.ranker_store.remove()
 
     # ------------------------------------------------------------------ health
-    def readiness(self) -> list[str]:
-        """Reasons the service cannot answer well; empty when ready."""
+    def readiness(self) -> Readiness:
+        """Whether this process (and the next one to start) can answer well.
+
+        Unavailable: the database cannot be used, or the index version marked current is missing,
+        corrupt or of another model (what the next worker would load is checked, not only what this
+        one holds). Degraded but serving: a refused fitted ranker, organisations not yet embedded."""
         try:
             schema = self.db.schema_problem()
             with self.db.session() as s:
                 organisations = registry.count_organisations(s) if schema is None else 0
         except Exception as exc:  # any driver error means the database is unusable
-            return [f"database unreachable: {exc.__class__.__name__}"]
+            return Readiness(False, [f"database unreachable: {exc.__class__.__name__}"])
         if schema:
-            return [schema]
+            return Readiness(False, [schema])
+        current = self.index_store.current_name()
         try:
+            if current is None:
+                raise IndexUnavailable(["no index version is marked current (run: partner-match index build)"])
+            self.index_store.verify(current, self.encoder.model_id)
             self.matcher()
             space = self.space()
+        except IndexRefused as exc:
+            return Readiness(False, [f"the current index cannot be served: {exc}"])
         except IndexUnavailable as exc:
-            return exc.reasons
-        problems: list[str] = []
-        if self.ranker_error:
-            problems.append(self.ranker_error)
-        if space.manifest.model_id != self.encoder.model_id:
-            problems.append(f"index model {space.manifest.model_id} differs from configured {self.encoder.model_id}")
-        if len(space.ids) < organisations:
-            problems.append(
-                f"index covers {len(space.ids)} of {organisations} organisations: run `partner-match index build`"
+            return Readiness(False, exc.reasons)
+        notes = [self.ranker_error] if self.ranker_error else []
+        missing = organisations - len(space.ids)
+        if missing > 0:
+            notes.append(
+                f"{missing} organisation{'s' if missing != 1 else ''} not embedded yet, so not found by "
+                "text: run `partner-match index build`"
             )
-        return problems
+        return Readiness(True, notes)

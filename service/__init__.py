@@ -97,6 +97,8 @@ def create_app(
         response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
         if request.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
+        if response.status_code not in (429, 503):  # the rate limiter adds it to every response
+            response.headers.pop("Retry-After", None)
         return response
 
     return app

@@ -414,13 +414,12 @@ def livez() -> Response:
 @spec.validate(resp=SpecResponse(HTTP_200=Health, HTTP_503=Health), tags=["health"])
 def readyz() -> Response:
     """Database reachable, index loaded and consistent with the database and the configured model."""
-    reasons = partner_match().readiness()
-    if reasons:
-        response = jsonify({"status": "unavailable", "reasons": reasons})
+    found = partner_match().readiness()
+    response = jsonify({"status": found.status, "reasons": found.reasons})
+    if not found.ready:
         response.status_code = 503
         response.headers["Retry-After"] = "30"
-        return response
-    return jsonify({"status": "ok", "reasons": []})
+    return response
 
 
 def init_app(app: Flask) -> None:

@@ -318,5 +318,5 @@ class NewcomersOut(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    reasons: list[str] = []
+    status: Literal["ok", "degraded", "unavailable"]
+    reasons: list[str] = Field(default_factory=list, description="Why unavailable, or what is degraded")

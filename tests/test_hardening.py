@@ -149,3 +149,49 @@ def test_twenty_identical_registrations_at_once_make_one(app: Flask) -> None:
     for t in threads:
         t.join()
     assert failures == [] and len(set(ids)) == 1 and len(ids) == 20
+
+
+def test_readiness_tells_the_truth(
+    app: Flask, client: FlaskClient, auth: dict[str, str], demo_env: dict[str, str]
+) -> None:
+    from pathlib import Path
+
+    assert client.get("/readyz").get_json() == {"status": "ok", "reasons": []}
+    ok = client.get("/api/v1/organisations")
+    assert ok.status_code == 200 and "Retry-After" not in ok.headers  # only on 429 and 503
+    # an organisation written straight to the registry, not embedded: degraded, still serving
+    from matcher.db import Organisation
+
+    pm = app.extensions["partner_match"]
+    with pm.db.session() as s:
+        s.add(Organisation(name="Unembedded Org", country="NO", sector="youth", other_names=[], sources=[]))
+    pm.fingerprint(force=True)
+    degraded = client.get("/readyz")
+    assert degraded.status_code == 200 and degraded.get_json()["status"] == "degraded"
+    assert "1 organisation not embedded yet" in degraded.get_json()["reasons"][0]
+    # the version the next worker would load is corrupted: unavailable at the next poll, no path revealed
+    store = Path(demo_env["PARTNER_MATCH_INDEX_DIR"])
+    current = (store / "CURRENT").read_text().strip()
+    vectors = store / "versions" / current / "vectors.npy"
+    data = bytearray(vectors.read_bytes())
+    data[-8:] = bytes(b ^ 0xFF for b in data[-8:])  # flip the last bytes: a changed file, same size
+    vectors.write_bytes(bytes(data))
+    broken = client.get("/readyz")
+    assert broken.status_code == 503 and broken.headers["Retry-After"]
+    message = " ".join(broken.get_json()["reasons"])
+    assert "checksum" in message and str(store) not in message and "/" not in message.replace("/readyz", "")
+
+
+def test_rollback_goes_to_the_newest_version_that_verifies(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from embeddings.index import IndexStore
+
+    store = IndexStore(tmp_path)
+    names = []
+    for i in range(3):
+        manifest = store.write(np.arange(3), np.eye(3, dtype=np.float32) * (i + 1), "m", "p1", f"c{i}")
+        names.append(manifest.version)
+        store.switch(manifest.version, "m")
+    (tmp_path / "versions" / names[1] / "vectors.npy").write_bytes(b"broken")
+    assert store.previous("m") == names[0]  # the corrupt middle one is skipped
