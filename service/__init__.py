@@ -48,7 +48,14 @@ def create_app(
     ``config`` overrides Flask settings (tests: ``TESTING``, ``RATELIMIT_ENABLED``...).
     """
     settings = settings or Settings.from_env()
+    secure = settings.production if settings.secure_cookies is None else settings.secure_cookies
     app = Flask(__name__, instance_path=str(settings.instance_dir))
+    if settings.proxy_count:  # behind N reverse proxies: client address and scheme from their headers
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count, x_host=settings.proxy_count
+        )
     app.config.from_mapping(
         SECRET_KEY=None,
         MAX_CONTENT_LENGTH=512 * 1024,
@@ -59,11 +66,11 @@ def create_app(
         PARTNER_MATCH_SETTINGS=settings,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SECURE=settings.production,
-        REMEMBER_COOKIE_SECURE=settings.production,
+        SESSION_COOKIE_SECURE=secure,
+        REMEMBER_COOKIE_SECURE=secure,
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
-        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_TIME_LIMIT=settings.csrf_minutes * 60,
     )
     if config:
         app.config.update(config)

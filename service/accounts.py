@@ -14,7 +14,7 @@ from wtforms.validators import DataRequired, Length, Regexp
 from matcher.accounts import EMAIL
 from matcher.app import AccountError
 from service import limiter
-from service.auth import User, signed_in
+from service.auth import User, own_path, signed_in
 from service.state import partner_match
 
 bp = Blueprint("accounts", __name__)
@@ -47,11 +47,6 @@ class ResetForm(FlaskForm):
     password = PasswordField(
         "New password", validators=[DataRequired(), Length(min=10, max=200)], description="At least 10 characters"
     )
-
-
-def _own_path(target: str | None) -> str:
-    """Only a path on this site: never a redirect to another one."""
-    return target if target and target.startswith("/") and not target.startswith("//") else url_for("pages.index")
 
 
 def _form_page(form: FlaskForm, title: str, submit: str, intro: str = "", after: str = "", status: int = 200) -> Page:
@@ -102,7 +97,7 @@ def login() -> Page:
             form.password.errors = ["This e-mail and password do not match an account."]
             return _form_page(form, "Sign in", "Sign in", after=after, status=400)
         login_user(User(actor))
-        return redirect(_own_path(form.next.data))
+        return redirect(own_path(form.next.data) or url_for("pages.index"))
     return _form_page(form, "Sign in", "Sign in", after=after)
 
 

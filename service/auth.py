@@ -53,5 +53,12 @@ def token_actor() -> Actor | None:
     return partner_match().accounts.actor_for_token(token.strip())
 
 
+def own_path(target: str | None) -> str | None:
+    """``target`` if it is a path on this site, else None: a form's ``next`` never leads elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)

@@ -35,6 +35,9 @@ class Settings:
     mail_sender: str = "partner-match@localhost"
     base_url: str = ""
     environment: str = "development"
+    proxy_count: int = 0  # reverse proxies in front: their X-Forwarded-* headers are trusted
+    secure_cookies: bool | None = None  # None: on in production
+    csrf_minutes: int = 120
 
     @property
     def production(self) -> bool:
@@ -66,4 +69,9 @@ class Settings:
             mail_sender=env.get("PARTNER_MATCH_MAIL_FROM") or "partner-match@localhost",
             base_url=env.get("PARTNER_MATCH_BASE_URL") or "",
             environment=env.get("PARTNER_MATCH_ENV") or "development",
+            proxy_count=_int(env, "PARTNER_MATCH_PROXY_FIX", 0),
+            secure_cookies={"1": True, "true": True, "0": False, "false": False}.get(
+                (env.get("PARTNER_MATCH_SECURE_COOKIES") or "").lower()
+            ),
+            csrf_minutes=_int(env, "PARTNER_MATCH_CSRF_MINUTES", 120),
         )

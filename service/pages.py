@@ -31,7 +31,7 @@ from matcher.app import AccountError, DraftPanel, NameTaken
 from matcher.recommend import MatchRequest
 from service import limiter
 from service.api import newcomer_items, newcomers_csv
-from service.auth import page_actor, signed_in
+from service.auth import own_path, page_actor, signed_in
 from service.schemas import NewcomersQuery
 from service.state import partner_match
 
@@ -256,7 +256,7 @@ def draft() -> WerkzeugResponse:
     elif form.op.data == "remove" and org_id in current:
         current.remove(org_id)
     session["draft"] = current
-    return redirect(request.form.get("next") or url_for("pages.results"))
+    return redirect(own_path(request.form.get("next")) or url_for("pages.results"))
 
 
 @bp.get("/consortia")

@@ -195,3 +195,28 @@ def test_rollback_goes_to_the_newest_version_that_verifies(tmp_path) -> None:  #
         store.switch(manifest.version, "m")
     (tmp_path / "versions" / names[1] / "vectors.npy").write_bytes(b"broken")
     assert store.previous("m") == names[0]  # the corrupt middle one is skipped
+
+
+def test_next_only_leads_to_this_site(client: FlaskClient) -> None:
+    import re
+
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token
+    r = client.post("/draft", data={"org_id": "1", "op": "add", "next": "https://evil.example/",
+                                    "csrf_token": token.group(1)})
+    assert r.status_code == 302 and r.headers["Location"].startswith("/") and "evil" not in r.headers["Location"]
+    r = client.post("/draft", data={"org_id": "1", "op": "add", "next": "//evil.example/x",
+                                    "csrf_token": token.group(1)})
+    assert "evil" not in r.headers["Location"]
+
+
+def test_behind_a_proxy_each_client_has_its_own_rate_limit(demo_env: dict[str, str]) -> None:
+    from tests.conftest import make_app
+
+    app = make_app({**demo_env, "PARTNER_MATCH_PROXY_FIX": "1"}, PARTNER_MATCH_RATE_LIMIT="3/minute")
+    client = app.test_client()
+    first = [client.get("/livez", headers={"X-Forwarded-For": "203.0.113.1"}).status_code for _ in range(4)]
+    other = client.get("/livez", headers={"X-Forwarded-For": "203.0.113.2"}).status_code
+    assert first == [200, 200, 200, 429] and other == 200
+    assert make_app(demo_env).config["WTF_CSRF_TIME_LIMIT"] == 7200  # CSRF tokens expire
