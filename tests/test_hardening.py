@@ -203,11 +203,13 @@ def test_next_only_leads_to_this_site(client: FlaskClient) -> None:
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
     assert token
-    r = client.post("/draft", data={"org_id": "1", "op": "add", "next": "https://evil.example/",
-                                    "csrf_token": token.group(1)})
+    r = client.post(
+        "/draft", data={"org_id": "1", "op": "add", "next": "https://evil.example/", "csrf_token": token.group(1)}
+    )
     assert r.status_code == 302 and r.headers["Location"].startswith("/") and "evil" not in r.headers["Location"]
-    r = client.post("/draft", data={"org_id": "1", "op": "add", "next": "//evil.example/x",
-                                    "csrf_token": token.group(1)})
+    r = client.post(
+        "/draft", data={"org_id": "1", "op": "add", "next": "//evil.example/x", "csrf_token": token.group(1)}
+    )
     assert "evil" not in r.headers["Location"]
 
 

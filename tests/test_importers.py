@@ -389,3 +389,31 @@ def test_keep_workbook_and_partners_sheet(sqlite_db: Database, tmp_path: Path) -
     run_import(other, path)
     assert _registry_state(other) == _registry_state(sqlite_db)
     other.dispose()
+
+
+def test_an_unterminated_quote_is_reported_not_swallowed(sqlite_db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "registry.csv"
+    path.write_text(
+        "name,country,sector,description\n"
+        'Fjord School,NO,school,"We teach children by the fjord\n'
+        "Bergen Youth,NO,youth,Youth work in Bergen for twenty years\n"
+        "Oslo Adult School,NO,adult_education,Evening classes for adults in Oslo\n",
+        encoding="utf-8",
+    )
+    summary = run_import(sqlite_db, path)
+    assert summary.counts["organisations_created"] == 0
+    assert len(summary.problems) == 1 and "not closed" in summary.problems[0].reason
+    assert summary.problems[0].line == 2
+
+
+def test_a_semicolon_file_of_a_comma_format_is_read(sqlite_db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "registry.csv"
+    path.write_text(
+        "name;country;sector;description\nFjord School;NO;school;We teach children by the fjord\n", encoding="utf-8"
+    )
+    summary = run_import(sqlite_db, path)
+    assert summary.counts["organisations_created"] == 1 and summary.problems == []
+    empty = tmp_path / "headers-only.csv"
+    empty.write_text("nom;pays\n", encoding="utf-8")
+    with pytest.raises(importers.ImportFailed):
+        run_import(sqlite_db, empty)

@@ -298,8 +298,16 @@ def checksum_of(paths: Iterable[Path]) -> str:
 def csv_records(
     text: Iterable[str], delimiter: str, name: str, progress: bool
 ) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
-    """(start line, row as dict or None, problem) for each record of a CSV with a header."""
-    reader = csv.reader(text, delimiter=delimiter)
+    """(start line, row as dict or None, problem) for each record of a CSV with a header.
+
+    The header decides the delimiter when it does not hold the expected one (a ``;`` export of a
+    ``,`` format is read, not imported as nothing). A quote left open that swallows the lines after
+    it into one record is reported with the lines it joined, not imported as one long value."""
+    lines = list(text)
+    first = lines[0] if lines else ""
+    if delimiter not in first:
+        delimiter = next((d for d in (";", ",", "\t") if d in first), delimiter)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration as exc:
@@ -315,18 +323,43 @@ def csv_records(
         except StopIteration:
             break
         except csv.Error as exc:
-            yield previous + 1, None, f"unreadable CSV record: {exc}"
+            reason = (
+                (
+                    f"a quote opened here is not closed: lines {previous + 1}-{reader.line_num} were not imported; "
+                    "close the quote and import again"
+                )
+                if "unexpected end of data" in str(exc)
+                else f"unreadable CSV record: {exc}"
+            )
+            yield previous + 1, None, reason
             previous = reader.line_num
             continue
         start, previous = previous + 1, reader.line_num
         bar.update()
         if not any(cell.strip() for cell in row):
             continue
+        if _swallowed(row, delimiter, len(header)):
+            yield (
+                start,
+                None,
+                (
+                    f"a quote opened here is not closed: lines {start}-{previous} were read as one "
+                    "record; close the quote and import again"
+                ),
+            )
+            continue
         if len(row) != len(header):
             yield start, None, f"expected {len(header)} columns, found {len(row)}"
             continue
         yield start, dict(zip(header, row, strict=True)), None
     bar.close()
+
+
+def _swallowed(row: list[str], delimiter: str, columns: int) -> bool:
+    """A cell holding whole lines that look like records of their own: an unterminated quote."""
+    return any(
+        line.count(delimiter) >= max(columns - 2, 1) for cell in row if "\n" in cell for line in cell.split("\n")[1:]
+    )
 
 
 def open_text(raw: bytes, name: str) -> io.StringIO:
