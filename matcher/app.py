@@ -25,7 +25,7 @@ from embeddings.encoders import Encoder
 from embeddings.index import IndexRefused, IndexStore, LiveIndex, LoadedIndex
 from matcher import importers, indexing, registry
 from matcher.accounts import EDITABLE, EMAIL, AccountError, Accounts, Actor, audit, safe_url
-from matcher.db import Database, lock_registry
+from matcher.db import Database, SavedSearch, lock_registry
 from matcher.eligibility import Eligibility, Member, check
 from matcher.mail import LogMailer, Mailer, Message
 from matcher.newcomer import NewcomerRule
@@ -388,6 +388,20 @@ class PartnerMatch:
             for h in hits
             if h.id in listed
         ]
+
+    def save_search(self, params: dict[str, Any]) -> str:
+        """Keep a search's parameters; the returned key is all its URL needs."""
+        key = secrets.token_urlsafe(12)
+        with self.db.session() as s:
+            s.add(SavedSearch(key=key, params=params))
+        return key
+
+    def load_search(self, key: str) -> dict[str, Any] | None:
+        if not key or len(key) > 32:
+            return None
+        with self.db.session() as s:
+            found = s.get(SavedSearch, key)
+            return dict(found.params) if found else None
 
     def stats(self) -> dict[str, Any]:
         with self.db.session() as s:

@@ -154,6 +154,16 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class SavedSearch(Base):
+    """A search's parameters, kept on the server: its URL carries only the key (any idea fits)."""
+
+    __tablename__ = "saved_search"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Project(Base):
     __tablename__ = "project"
 

@@ -161,22 +161,34 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
         for field, message in errors:
             getattr(form, field).errors = [*getattr(form, field).errors, message]
         return render_template("search.html", form=form), 400
-    session["search"] = {
-        "idea": form.idea.data,
-        "action": form.action.data,
-        "applicant": applicant,
-        "partners": partners,
-        "sectors": form.sectors.data or [],
-        "countries": form.countries.data or [],
-        "newcomer_share": (form.newcomer_share.data or 0) / 100,
-        "call_year": int(form.call_year.data or eligibility.default_call_year()),
-    }
+    key = pm.save_search(
+        {
+            "idea": form.idea.data,
+            "action": form.action.data,
+            "applicant": applicant,
+            "partners": partners,
+            "sectors": form.sectors.data or [],
+            "countries": form.countries.data or [],
+            "newcomer_share": (form.newcomer_share.data or 0) / 100,
+            "call_year": int(form.call_year.data or eligibility.default_call_year()),
+        }
+    )
+    session["search"] = key  # the cookie holds a key, never the idea: any idea up to 5,000 characters fits
     session["draft"] = []
-    return redirect(url_for("pages.results"))
+    return redirect(url_for("pages.results", s=key))
+
+
+def current_search() -> dict[str, Any] | None:
+    """The search of this request: ``?s=`` (a shared link) or the one this browser made last."""
+    key = request.args.get("s") or session.get("search")
+    params = partner_match().load_search(key) if isinstance(key, str) else None
+    if params is not None and key != session.get("search"):
+        session["search"], session["draft"] = key, []
+    return params
 
 
 def current_request(extra: dict[str, Any] | None = None) -> MatchRequest | None:
-    search = session.get("search")
+    search = current_search()
     if not search:
         return None
     params = {**search, **(extra or {})}
@@ -230,7 +242,7 @@ def results() -> str | WerkzeugResponse:
 
 
 def draft_panel() -> dict[str, Any]:
-    search = session.get("search") or {}
+    search = current_search() or {}
     found: DraftPanel = partner_match().draft(
         members_of(search), search.get("action", "cooperation"), search.get("call_year"), search.get("applicant")
     )

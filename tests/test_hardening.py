@@ -222,3 +222,22 @@ def test_behind_a_proxy_each_client_has_its_own_rate_limit(demo_env: dict[str, s
     other = client.get("/livez", headers={"X-Forwarded-For": "203.0.113.2"}).status_code
     assert first == [200, 200, 200, 429] and other == 200
     assert make_app(demo_env).config["WTF_CSRF_TIME_LIMIT"] == 7200  # CSRF tokens expire
+
+
+def test_a_long_greek_idea_survives_and_the_search_is_a_link(app: Flask) -> None:
+    import re
+
+    client = app.test_client()
+    page = client.get("/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token
+    idea = ("Ψηφιακές δεξιότητες για εκπαιδευτικούς επαγγελματικής κατάρτισης στην Ελλάδα. " * 70)[:4900]
+    r = client.post("/search", data={"idea": idea, "action": "cooperation", "call_year": "2026",
+                                     "newcomer_share": "30", "csrf_token": token.group(1)})
+    assert r.status_code == 302 and "s=" in r.headers["Location"]
+    cookie = client.get_cookie("session")
+    assert cookie is not None and len(cookie.value) < 1000  # the idea is not in the cookie
+    results = client.get(r.headers["Location"])
+    assert results.status_code == 200 and idea[:200] in results.get_data(as_text=True)
+    shared = app.test_client().get(r.headers["Location"])  # another browser opens the link
+    assert shared.status_code == 200 and idea[:200] in shared.get_data(as_text=True)
