@@ -5,6 +5,8 @@ The one home of the registry's trust rules: only a verified owner or an admin ed
 a registration never overwrites another organisation; a claim waits for an admin unless the
 verified e-mail's domain is the organisation's website domain; every ownership and moderation
 action is written to the audit log with who, when and what changed.
+
+It is long because it is the one home of these rules; split, the rules would have two homes.
 """
 
 from __future__ import annotations

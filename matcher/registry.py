@@ -2,6 +2,8 @@
 
 Adapters never query; the front door (``matcher.app``) and the domain's builders call these.
 Filters are bound parameters, never SQL built from input.
+
+It is long on purpose: every query of the domain lives here, so no adapter or builder runs its own.
 """
 
 from __future__ import annotations

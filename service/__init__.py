@@ -40,16 +40,9 @@ def _secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def create_app(
-    settings: Settings | None = None, encoder: Encoder | None = None, config: Mapping[str, Any] | None = None
-) -> Flask:
-    """The web service for ``settings`` (default: from the environment); ``encoder`` replaces the configured one.
-
-    ``config`` overrides Flask settings (tests: ``TESTING``, ``RATELIMIT_ENABLED``...).
-    """
-    settings = settings or Settings.from_env()
+def _configure(app: Flask, settings: Settings, config: Mapping[str, Any] | None) -> None:
+    """Flask settings from ours; in production, refuse what would be unsafe (per-worker rate limits)."""
     secure = settings.production if settings.secure_cookies is None else settings.secure_cookies
-    app = Flask(__name__, instance_path=str(settings.instance_dir))
     if settings.proxy_count:  # behind N reverse proxies: client address and scheme from their headers
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -83,6 +76,30 @@ def create_app(
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings)
 
+
+def security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    if response.status_code not in (429, 503):  # the rate limiter adds it to every response
+        response.headers.pop("Retry-After", None)
+    return response
+
+
+def create_app(
+    settings: Settings | None = None, encoder: Encoder | None = None, config: Mapping[str, Any] | None = None
+) -> Flask:
+    """The web service for ``settings`` (default: from the environment); ``encoder`` replaces the configured one.
+
+    ``config`` overrides Flask settings (tests: ``TESTING``, ``RATELIMIT_ENABLED``...).
+    """
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    _configure(app, settings, config)
+
     from service import accounts, admin, api, auth, errors, guard, pages, state
 
     state.init_app(app, encoder)
@@ -95,17 +112,5 @@ def create_app(
     pages.init_app(app)
     accounts.init_app(app)
     admin.init_app(app)
-
-    @app.after_request
-    def security_headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
-        if request.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        if response.status_code not in (429, 503):  # the rate limiter adds it to every response
-            response.headers.pop("Retry-After", None)
-        return response
-
+    app.after_request(security_headers)
     return app

@@ -1,4 +1,7 @@
-"""JSON API under /api/v1, validated with pydantic through spectree and described at /openapi.json."""
+"""JSON API under /api/v1, validated with pydantic through spectree and described at /openapi.json.
+
+Over 400 lines: every endpoint with its OpenAPI declaration; each view is a few lines over the front door.
+"""
 
 from __future__ import annotations
 

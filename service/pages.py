@@ -1,5 +1,8 @@
 """Server-rendered pages: search, results with a draft consortium, proposals, organisations,
-newcomer discovery and registration. They work without JavaScript; static/app.js only helps."""
+newcomer discovery and registration. They work without JavaScript; static/app.js only helps.
+
+Over 400 lines: the public pages and their forms, each view a few lines over the front door.
+"""
 
 from __future__ import annotations
 

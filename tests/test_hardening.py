@@ -232,8 +232,16 @@ def test_a_long_greek_idea_survives_and_the_search_is_a_link(app: Flask) -> None
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
     assert token
     idea = ("Ψηφιακές δεξιότητες για εκπαιδευτικούς επαγγελματικής κατάρτισης στην Ελλάδα. " * 70)[:4900]
-    r = client.post("/search", data={"idea": idea, "action": "cooperation", "call_year": "2026",
-                                     "newcomer_share": "30", "csrf_token": token.group(1)})
+    r = client.post(
+        "/search",
+        data={
+            "idea": idea,
+            "action": "cooperation",
+            "call_year": "2026",
+            "newcomer_share": "30",
+            "csrf_token": token.group(1),
+        },
+    )
     assert r.status_code == 302 and "s=" in r.headers["Location"]
     cookie = client.get_cookie("session")
     assert cookie is not None and len(cookie.value) < 1000  # the idea is not in the cookie

@@ -2,6 +2,8 @@
 
 A file is parsed whole before anything is written, so a file that cannot be read changes
 nothing; rows with a bad value become ``Problem``s with their line and are skipped.
+
+Long because every format shares these parsers and readers; each is short.
 """
 
 from __future__ import annotations
