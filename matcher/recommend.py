@@ -16,7 +16,7 @@ from embeddings.index import LoadedIndex
 from matcher import registry, vocab
 from matcher.complementarity import ComplementarityConfig, Gains, gains
 from matcher.db import Database
-from matcher.eligibility import Eligibility, Member, check, default_call_year, may_join
+from matcher.eligibility import Eligibility, Member, check, counting_countries, default_call_year, may_join
 from matcher.fairness import QUOTA, SIGNIFICANCE, FairConfig
 from matcher.newcomer import NewcomerRule
 from matcher.ranker import FittedRanker
@@ -89,6 +89,7 @@ class Recommendation:
 class MatchResult:
     results: list[Recommendation]
     eligibility: Eligibility
+    warnings: list[str] = field(default_factory=list)  # why the request cannot be met as asked
 
 
 @dataclass
@@ -221,11 +222,30 @@ class Matcher:
         members = self.positions(req.members)
         f, scores, elig, g = self._score(req, members)
         pool = self.candidates(req, members)
+        warnings = self._impossible(req, pool, elig)
         if len(pool) == 0:
-            return MatchResult([], elig)
+            return MatchResult([], elig, warnings)
         ranked = rank(scores, pool, max(req.k * 5, 50))
         top = fair_top(ranked, self.newcomer, req.k, self._fair(req), scores, pool)
-        return MatchResult([self._explain(int(p), f, g, scores, members, req, elig) for p in top], elig)
+        return MatchResult([self._explain(int(p), f, g, scores, members, req, elig) for p in top], elig, warnings)
+
+    def _impossible(self, req: MatchRequest, pool: np.ndarray, elig: Eligibility) -> list[str]:
+        """Say so when the filters leave nobody who could make the consortium eligible."""
+        if len(pool) == 0:
+            return ["No organisation passes these filters (countries, exclusions, action): widen them."]
+        counting = counting_countries(req.year)
+        if elig.countries_needed > 0:
+            wanted, what = counting - set(elig.programme_countries), "another EU Member State or associated country"
+        elif elig.organisations_needed > 0:
+            wanted, what = counting, "an organisation from an EU Member State or associated country"
+        else:
+            return []
+        if not np.isin(self.history.countries[pool], sorted(wanted)).any():
+            return [
+                f"With these filters no suggestion can make the consortium eligible: it needs {what}, and no "
+                "organisation that passes the filters is from one."
+            ]
+        return []
 
     # -- reasons --------------------------------------------------------------------------
     def _shared_project(self, a: int, b: int) -> int | None:

@@ -189,6 +189,7 @@ def recommendations() -> Response:
         {
             "results": [result_json(r) for r in found.result.results],
             "eligibility": eligibility_json(found.result.eligibility),
+            "warnings": found.result.warnings,
             "meta": meta_json(found.index),
         }
     )

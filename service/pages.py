@@ -236,6 +236,7 @@ def results() -> str | WerkzeugResponse:
         "results.html",
         results=rows,
         request_=req,
+        warnings=result.warnings,
         panel=draft_panel(),
         country=country,
         show=show,

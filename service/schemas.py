@@ -96,6 +96,7 @@ class Meta(BaseModel):
 
 class RecommendationOut(BaseModel):
     results: list[ResultOut]
+    warnings: list[str] = Field(default_factory=list, description="Why the request cannot be met as asked")
     eligibility: EligibilityOut
     meta: Meta
 

@@ -147,3 +147,14 @@ def test_fairness_mode_through_the_api(client: FlaskClient) -> None:
     assert sum(r["organisation"]["newcomer"] for r in test["results"]) >= 1
     bad = client.post("/api/v1/recommendations", json={"fairness": "lottery"})
     assert bad.status_code == 400 and bad.get_json()["detail"][0]["field"] == "fairness"
+
+
+def test_impossible_constraints_are_explained(client: FlaskClient) -> None:
+    fr, de = one_in(client, "FR"), one_in(client, "DE")
+    only_partners = recommend(client, applicant=fr, partners=[de], countries=["FR", "DE"], call_year=2026)
+    assert not only_partners["eligibility"]["eligible"]
+    assert (
+        only_partners["warnings"] and "no suggestion can make the consortium eligible" in only_partners["warnings"][0]
+    )
+    fine = recommend(client, applicant=fr, partners=[de], call_year=2026)
+    assert fine["warnings"] == []
