@@ -132,3 +132,37 @@ def test_metrics_name_what_they_measure_and_say_when_a_subgroup_is_empty() -> No
     # newcomer (organisation 1) is 3rd of 3: a third of the list, less of the attention
     assert m["newcomer_exposure@10"] == round(1 / 3, 4)
     assert m["newcomer_attention@10"] == round(ATTENTION[2] / ATTENTION[:3].sum(), 4) < 1 / 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("parts", "year"),
+    [
+        (("ec-culture-2007-2013", "Culture_2007_2013_Projects_Overview_2018-08-01.xls"), 2012),
+        (("interreg-keep-2014-2020", "keep_closed_1420.xlsx"), 2018),
+    ],
+)
+def test_evaluate_reads_any_importable_data(runner, cli_env, tmp_path, monkeypatch, parts, year) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
+    out = tmp_path / "report.json"
+    result = runner.invoke(
+        main,
+        [
+            "evaluate",
+            str(shared_path(*parts)),
+            "--protocol",
+            "time",
+            "--test-from-year",
+            str(year),
+            "--limit",
+            "40",
+            "--json",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["queries"] == 40 and set(report["methods"]) == set(METHODS)
+    m = report["methods"]
+    assert m["matcher_no_fairness"]["recall@50"] >= m["random"]["recall@50"]
