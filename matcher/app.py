@@ -414,8 +414,7 @@ class PartnerMatch:
         Never overwrites: a same or nearly same name in the same country raises ``NameTaken`` (claim it,
         or say it is a different organisation with ``different=True``); the same registration sent twice
         by its owner returns the first. ValueError (``AccountError``) names the field."""
-        self._require_verified(actor, "register an organisation")
-        assert actor is not None
+        actor = self._require_verified(actor, "register an organisation")
         values = {**values, "website": safe_url(values.get("website"))}
         record = importers.registry_record(values)  # checks name, sector, country first
         with self.db.session() as s:
@@ -463,11 +462,12 @@ class PartnerMatch:
             )
         )
 
-    def _require_verified(self, actor: Actor | None, what: str) -> None:
+    def _require_verified(self, actor: Actor | None, what: str) -> Actor:
         if actor is None:
             raise AccountError("account", f"sign in (or send an API token) to {what}", 401)
         if not actor.verified:
             raise AccountError("account", f"confirm your e-mail address to {what}", 403)
+        return actor
 
     def _embed(self, org_id: int) -> None:
         indexing.embed_organisations(self.db, self.encoder, [org_id])

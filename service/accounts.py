@@ -12,7 +12,7 @@ from wtforms import BooleanField, EmailField, HiddenField, PasswordField
 from wtforms.validators import DataRequired, Length, Regexp
 
 from matcher.accounts import EMAIL
-from matcher.app import AccountError
+from matcher.app import AccountError, Actor
 from service import limiter
 from service.auth import User, own_path, signed_in
 from service.state import partner_match
@@ -149,16 +149,20 @@ def reset(token: str) -> Page:
 @bp.get("/account")
 @login_required
 def account() -> str:
-    actor = signed_in()
-    pm = partner_match()
+    return _account_page(signed_in())
+
+
+def _account_page(actor: Actor, new_token: str | None = None) -> str:
+    """The account page; a token just created is shown this once."""
+    accounts = partner_match().accounts
     return render_template(
         "account.html",
         actor=actor,
-        data=pm.accounts.export(actor),
-        tokens=pm.accounts.tokens(actor),
+        data=accounts.export(actor),
+        tokens=accounts.tokens(actor),
         csrf_form=FlaskForm(),
         token_form=FlaskForm(),
-        new_token=None,
+        new_token=new_token,
     )
 
 
@@ -173,16 +177,7 @@ def issue_token() -> Page:
     except AccountError as exc:
         flash(exc.message)
         return redirect(url_for("accounts.account"))
-    pm = partner_match()
-    return render_template(
-        "account.html",
-        actor=actor,
-        data=pm.accounts.export(actor),
-        tokens=pm.accounts.tokens(actor),
-        csrf_form=FlaskForm(),
-        token_form=FlaskForm(),
-        new_token=token,
-    )
+    return _account_page(actor, token)
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
