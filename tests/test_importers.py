@@ -354,6 +354,7 @@ def _registry_state(db: Database) -> tuple[set[tuple[object, ...]], ...]:
     return orgs, projects, parts
 
 
+@pytest.mark.slow  # imports the 8,621-row workbook three times: about 25 s
 def test_keep_workbook_and_partners_sheet(sqlite_db: Database, tmp_path: Path) -> None:
     path = shared_path(*KEEP)
     assert importers.detect_format(path) == "keep"
