@@ -426,14 +426,25 @@ def checked_rows(
     raw: bytes, name: str, delimiter: str, required: Iterable[str], out: Parsed, progress: bool, count: bool = True
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line, row) of a CSV with a header; unreadable rows become problems, the header is checked once."""
-    checked = False
-    for line, row, problem in csv_records(open_text(raw, name), delimiter, name, progress):
+    yield from checked(csv_records(open_text(raw, name), delimiter, name, progress), name, required, out, count)
+
+
+def checked(
+    records: Iterable[tuple[int, dict[str, Any] | None, str | None]],
+    name: str,
+    required: Iterable[str],
+    out: Parsed,
+    count: bool = True,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, row) of any reader's records: unreadable ones become problems, the header is checked once."""
+    header_ok = False
+    for line, row, problem in records:
         if count:
             out.rows_read += 1
         if row is None:
             out.problems.append(Problem(line, problem or "bad row", name))
             continue
-        if not checked:
+        if not header_ok:
             need_columns(row, required, name)
-            checked = True
+            header_ok = True
         yield line, row

@@ -25,9 +25,9 @@ from matcher.importers.common import (
     PartRecord,
     Problem,
     ProjectRecord,
+    checked,
     clean,
     csv_records,
-    need_columns,
     open_text,
     open_workbook,
     parse_date,
@@ -176,15 +176,7 @@ def _read_partners(
     """Partner rows into organisations and participations; projects met only here get a minimal record."""
     known = {p.identifier for p in out.projects}
     leads: set[str] = set()
-    checked = False
-    for line, row, problem in rows:
-        out.rows_read += 1
-        if row is None:
-            out.problems.append(Problem(line, problem or "bad row", where))
-            continue
-        if not checked:
-            need_columns(row, PARTNER_COLUMNS, where)
-            checked = True
+    for line, row in checked(rows, where, PARTNER_COLUMNS, out):
         try:
             part = _partner(line, row, starts, leads)
         except ValueError as exc:
