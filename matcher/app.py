@@ -25,7 +25,7 @@ from embeddings.encoders import Encoder
 from embeddings.index import IndexRefused, IndexStore, LiveIndex, LoadedIndex
 from matcher import importers, indexing, registry
 from matcher.accounts import EDITABLE, EMAIL, AccountError, Accounts, Actor, audit, safe_url
-from matcher.db import Database, SavedSearch, lock_registry
+from matcher.db import MAX_ID, Database, SavedSearch, lock_registry
 from matcher.eligibility import Eligibility, Member, check
 from matcher.mail import LogMailer, Mailer, Message
 from matcher.newcomer import NewcomerRule
@@ -38,6 +38,7 @@ __all__ = [
     "Actor",
     "Encoder",
     "IndexUnavailable",
+    "MAX_ID",
     "NameTaken",
     "OrganisationFilter",
     "OrganisationQuery",

@@ -1,4 +1,5 @@
-"""The registry's read side: every question the domain asks the database, in one module.
+"""The registry's queries: every question the domain asks the database, in one module (with the two
+small writes an owner's edit needs, beside the reads they mirror).
 
 Adapters never query; the front door (``matcher.app``) and the domain's builders call these.
 Filters are bound parameters, never SQL built from input.

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from matcher import vocab
+from matcher.app import MAX_ID
 from matcher.fairness import FairConfig
 
 MAX_IDEA = 5000
@@ -26,7 +27,6 @@ def _check_sectors(values: list[str]) -> list[str]:
     return [vocab.check_sector(v) for v in values]
 
 
-MAX_ID = 2**31 - 1  # PostgreSQL's integer: an id beyond it names no organisation
 OrgRef = Annotated[int, Field(ge=1, le=MAX_ID)] | Annotated[str, Field(pattern=r"^[0-9]{6,12}$")]
 
 

@@ -141,12 +141,6 @@ def merge_record(row: dict[str, Any], rec: OrgRecord, taken: Mapping[str, Contai
     row["name_key"] = name_key(row["name"], row["country"])
 
 
-def find_organisation(session: Session, record: OrgRecord) -> int | None:
-    """The id of the stored organisation ``record`` describes, by the import's own matching."""
-    row, _ = _Registry(session).find(record)
-    return None if row is None else row["id"]
-
-
 def _changed(before: dict[str, Any], after: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     return {k: after[k] for k in keys if before.get(k) != after.get(k)}
 
