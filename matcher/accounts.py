@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from matcher.db import (
+    NOT_TEXT,
+    SPACE,
     AbuseReport,
     Account,
     ApiToken,
@@ -75,14 +77,21 @@ def website_domain(url: str | None) -> str | None:
     return host.lower().removeprefix("www.") or None
 
 
+# An http(s) address, the scheme optional: a host with a dot, an optional port, then a path, query or
+# fragment. The API's OpenAPI document states the same pattern.
+WEBSITE = (
+    f"^(?:[Hh][Tt][Tt][Pp][Ss]?://)?[^{SPACE}/?#@:{NOT_TEXT}]+\\.[^{SPACE}/?#@:.{NOT_TEXT}]+(?::[0-9]{{1,5}})?"
+    f"(?:[/?#][^{SPACE}{NOT_TEXT}]*)?$"
+)
+
+
 def safe_url(url: str | None) -> str | None:
     """A website only if it is http(s): no ``javascript:`` or ``data:`` link reaches a page."""
     if not url:
         return None
-    parsed = urlparse(url if "://" in url else f"https://{url}")
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or "." not in parsed.hostname:
+    if not re.fullmatch(WEBSITE, url):
         raise AccountError("website", "must be an http:// or https:// address")
-    return url if "://" in url else f"https://{url}"
+    return url if re.match("(?i)https?://", url) else f"https://{url}"
 
 
 def audit(session: Session, actor: Actor | None, action: str, target: str, **details: Any) -> None:

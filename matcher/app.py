@@ -24,8 +24,8 @@ from rapidfuzz import fuzz, process
 from embeddings.encoders import Encoder
 from embeddings.index import IndexRefused, IndexStore, LiveIndex, LoadedIndex
 from matcher import importers, indexing, registry
-from matcher.accounts import EDITABLE, EMAIL, AccountError, Accounts, Actor, audit, safe_url
-from matcher.db import MAX_ID, Database, SavedSearch, lock_registry
+from matcher.accounts import EDITABLE, EMAIL, WEBSITE, AccountError, Accounts, Actor, audit, safe_url
+from matcher.db import MAX_ID, NOT_TEXT, SPACE, Database, SavedSearch, lock_registry
 from matcher.eligibility import Eligibility, Member, check
 from matcher.mail import LogMailer, Mailer, Message
 from matcher.newcomer import NewcomerRule
@@ -39,11 +39,14 @@ __all__ = [
     "Encoder",
     "IndexUnavailable",
     "MAX_ID",
+    "NOT_TEXT",
     "NameTaken",
     "OrganisationFilter",
     "OrganisationQuery",
     "PartnerMatch",
+    "SPACE",
     "UnknownOrganisation",
+    "WEBSITE",
 ]
 
 

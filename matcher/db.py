@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -38,6 +39,16 @@ MAX_ID = 2**31 - 1  # ids are PostgreSQL integers: a larger one names nothing (a
 
 def valid_id(value: int) -> bool:
     return 1 <= value <= MAX_ID
+
+
+# What no text column can hold: control characters (tab, newline and carriage return are text). A character
+# class body in the regex syntax JSON Schema patterns share, so the API's OpenAPI document states the
+# same rule. Lone surrogates (no UTF-8 form either) are refused as well, by the service's input guard;
+# no JSON Schema regex engine can name them.
+NOT_TEXT = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f"
+# White space spelled out, for patterns both Python and ECMA engines read alike (their \\s differ on
+# U+0085 and U+FEFF).
+SPACE = "\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
 
 
 ROLES = ("coordinator", "partner", "other")
@@ -84,6 +95,18 @@ class Organisation(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     participations: Mapped[list[Participation]] = relationship(back_populates="organisation")
+
+    # an organisation without PIC, OID or Erasmus code is one per normalised name and country; one
+    # registered as a distinct organisation of the same name has no name key (migration 0006)
+    __table_args__ = (
+        Index(
+            "uq_organisation_name_key_idless",
+            "name_key",
+            unique=True,
+            sqlite_where=text("pic IS NULL AND oid IS NULL AND erasmus_code IS NULL"),
+            postgresql_where=text("pic IS NULL AND oid IS NULL AND erasmus_code IS NULL"),
+        ),
+    )
 
     @property
     def display_name(self) -> str:

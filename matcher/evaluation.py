@@ -1,9 +1,10 @@
 """Offline evaluation on real consortia: how often is the partner a consortium really chose found?
 
-Protocol (see README): hide one non-coordinator member of each test project, query with the
-project's text, its coordinator as applicant and the other members as chosen partners, and
-rank every other organisation. ``time`` uses only projects that started before the test
-project's year; ``loo`` uses every other project and scores repeat participants only.
+Protocol (see README): hide non-coordinator members of each test project (one, with the other
+members known: ``known="all"``; all of them, with the coordinator alone or nobody known:
+``coordinator``, ``none``), query with the project's text, and rank every other organisation.
+``time`` uses only projects that started before the test project's year; ``loo`` uses every other
+project and scores repeat participants only.
 """
 
 from __future__ import annotations
@@ -44,28 +45,55 @@ ATTENTION = 1.0 / np.log2(np.arange(2, 12))  # the attention a user gives ranks 
 
 @dataclass
 class MethodResult:
+    """Per (query, hidden member) pair: its rank, whether it is a newcomer and whether it is in the
+    query's network (it had worked with the coordinator or a known member before); per query: the
+    newcomer share of the top 10."""
+
     ranks: list[int] = field(default_factory=list)  # 0 when not in the top CUTOFF
     newcomer_flags: list[bool] = field(default_factory=list)
+    network_flags: list[bool] = field(default_factory=list)
+    pair_query: list[int] = field(default_factory=list)  # which query each pair belongs to
     exposure: list[float] = field(default_factory=list)  # share of newcomers in the top 10
     attention: list[float] = field(default_factory=list)  # their share of position-weighted (DCG) attention
     shown: set[int] = field(default_factory=set)
 
     def metrics(self, pool_size: int, with_exposure: bool) -> dict[str, Any]:
-        ranks = np.array(self.ranks)
+        ranks = np.array(self.ranks, dtype=np.int64)
         new = np.array(self.newcomer_flags, dtype=bool)
+        net = np.array(self.network_flags, dtype=bool)
+        query = np.array(self.pair_query, dtype=np.int64)
 
         def recall(sel: np.ndarray, k: int) -> float | None:
-            """None, not 0, for a subgroup without queries: "–" in tables."""
+            """Share of the hidden members (in ``sel``) found in the top k; None, "–", for none."""
             return round(float(np.mean((ranks[sel] > 0) & (ranks[sel] <= k))), 4) if sel.any() else None
 
+        def hit(sel: np.ndarray, k: int) -> float | None:
+            """Share of queries (with a member in ``sel``) that find at least one of them in the top k."""
+            if not sel.any():
+                return None
+            found = np.zeros(query.max() + 1, dtype=bool)
+            found[query[sel & (ranks > 0) & (ranks <= k)]] = True
+            return round(float(found[np.unique(query[sel])].mean()), 4)
+
+        def mrr(sel: np.ndarray) -> float | None:
+            r = ranks[sel]
+            return round(float(np.mean(np.where(r > 0, 1.0 / np.maximum(r, 1), 0.0))), 4) if sel.any() else None
+
         everyone = np.ones(len(ranks), dtype=bool)
-        mrr = float(np.mean(np.where(ranks > 0, 1.0 / np.maximum(ranks, 1), 0.0))) if len(ranks) else None
+        out: dict[str, Any] = {}
+        for suffix, sel in (("", everyone), ("_network", net), ("_novel", ~net)):
+            out[f"recall@10{suffix}"] = recall(sel, 10)
+            out[f"recall@20{suffix}"] = recall(sel, 20)
+            out[f"recall@50{suffix}"] = recall(sel, 50)
+            out[f"hit@10{suffix}"] = hit(sel, 10)
+            out[f"mrr@{CUTOFF}{suffix}"] = mrr(sel)
         return {
-            "recall@10": recall(everyone, 10),
-            "recall@50": recall(everyone, 50),
-            f"mrr@{CUTOFF}": None if mrr is None else round(mrr, 4),
+            **out,
             "recall@10_newcomer": recall(new, 10),
             "recall@10_repeat": recall(~new, 10),
+            "hidden": len(ranks),
+            "network": int(net.sum()),
+            "novel": int((~net).sum()),
             "newcomers": int(new.sum()),
             "repeats": int((~new).sum()),
             "newcomer_exposure@10": round(float(np.mean(self.exposure)), 4) if with_exposure else None,
@@ -134,6 +162,13 @@ class Setup:
         mask[q.project] = False
         return mask
 
+    def network_of(self, q: Query, mask: np.ndarray) -> np.ndarray:
+        """For each target: had it worked with the coordinator or a known member in the history?"""
+        inc = self.history.incidence
+        team = sorted({q.coordinator, *q.known})
+        projects = (np.asarray(inc[team].sum(axis=0)).ravel() > 0) & mask
+        return np.asarray(inc[q.targets] @ projects.astype(np.float64)).ravel() > 0
+
     def features_for(self, q: Query) -> tuple[Features, np.ndarray, np.ndarray, np.ndarray]:
         mask = self.mask_for(q)
         pool_mask = np.ones(len(self.history.org_ids), dtype=bool)
@@ -151,6 +186,7 @@ def _load(
     max_train: int,
     config: FeatureConfig,
     progress: bool,
+    known: str = "all",
 ) -> Setup:
     with tempfile.TemporaryDirectory(prefix="partner-match-eval-") as tmp:
         db = Database(f"sqlite:///{tmp}/eval.sqlite").upgrade()
@@ -158,14 +194,20 @@ def _load(
         with db.session() as session:
             history = History.from_db(session)
             ec_rows = registry.contributions(session)
-        queries = build_queries(db, history, protocol, test_from_year)[: limit or None]
+        queries = build_queries(db, history, protocol, test_from_year, known=known)[: limit or None]
         train: list[Query] = []
         if protocol == "time" and test_from_year is not None:
             train = build_queries(
-                db, history, "time", test_from_year - train_years, until_year=test_from_year, every_member=True
+                db,
+                history,
+                "time",
+                test_from_year - train_years,
+                until_year=test_from_year,
+                every_member=True,
+                known=known,
             )
         elif protocol == "loo":
-            train = build_queries(db, history, "loo", None, every_member=True)
+            train = build_queries(db, history, "loo", None, every_member=True, known=known)
         if len(train) > max_train:
             train = random.Random(0).sample(train, max_train)
         texts = project_texts(db, history)
@@ -252,7 +294,7 @@ def _method_scores(
     if method == "popularity":
         return f.projects.astype(np.float64)
     if method == "country_popularity":
-        return _country_popularity(h, setup.ec, mask, q.known[0])
+        return _country_popularity(h, setup.ec, mask, q.coordinator)
     if method == "tfidf":
         sims = setup.tfidf.sims(q.text, len(h.project_ids)) if setup.tfidf is not None else None
         return _max_project_sim(h, mask, sims)
@@ -280,6 +322,7 @@ def evaluate(
     max_train: int = 8000,
     ranker: RankerConfig | None = None,
     rule: NewcomerRule | None = None,
+    known: str = "all",
 ) -> dict[str, Any]:
     """Run every method on the protocol's queries and report their metrics side by side."""
     if protocol not in ("time", "loo"):
@@ -288,7 +331,9 @@ def evaluate(
         raise ValueError("--test-from-year is required for the time protocol")
     # CORDIS consortia hold no Erasmus+ project: a newcomer here is new to the loaded data
     fair, weights, rule = fair or FairConfig(), weights or ScoreConfig(), rule or NewcomerRule(programmes=None)
-    setup = _load(paths, protocol, test_from_year, limit, train_years, max_train, config or FeatureConfig(), progress)
+    setup = _load(
+        paths, protocol, test_from_year, limit, train_years, max_train, config or FeatureConfig(), progress, known
+    )
     if "tfidf" in methods:
         setup.tfidf = _tfidf(setup.texts)
     if encoder is not None:
@@ -298,8 +343,9 @@ def evaluate(
     if {"matcher", "matcher_no_fairness"} & set(methods):
         rankers, kinds = _fit_rankers(setup, weights, ranker, max_train, progress)
     results = {m: MethodResult() for m in methods}
-    for q in tqdm(setup.queries, desc=f"evaluating ({protocol})", unit=" queries", disable=not progress):
+    for i, q in enumerate(tqdm(setup.queries, desc=f"evaluating ({protocol})", unit=" queries", disable=not progress)):
         f, mask, pool_mask, pool = setup.features_for(q)
+        network = setup.network_of(q, mask)
         newcomer = rule.flags(f.projects)
         fold_ranker = rankers.get(0 if protocol == "time" else _fold(q))
         linear = score(f, weights)  # the service's own scorer
@@ -308,9 +354,10 @@ def evaluate(
         jitter = np.random.default_rng(_seed(q.identifier)).random(len(setup.history.org_ids))
         for method in methods:
             scores = _method_scores(method, setup, q, f, mask, linear, fitted) + 1e-9 * jitter
-            _record(results[method], method == "matcher", scores, pool, pool_mask, newcomer, q.hidden, fair)
+            _record(results[method], method == "matcher", scores, pool, pool_mask, newcomer, q, network, i, fair)
     return {
         "protocol": protocol,
+        "known": known,
         "queries": len(setup.queries),
         "test_from_year": test_from_year,
         "data": [str(p) for p in paths],
@@ -327,19 +374,24 @@ def _record(
     pool: np.ndarray,
     pool_mask: np.ndarray,
     newcomer: np.ndarray,
-    hidden: int,
+    q: Query,
+    network: np.ndarray,
+    index: int,
     fair: FairConfig,
 ) -> None:
-    """The hidden partner's rank and the top 10's newcomer share, FA*IR-reranked for the matcher."""
+    """Each hidden member's rank and the top 10's newcomer share, FA*IR-reranked for the matcher."""
     if fair_ranked:
         fair_list = fair_top(rank(scores, pool, CUTOFF), newcomer, CUTOFF, fair, scores, pool)
-        hit = np.flatnonzero(fair_list == hidden)
-        res.ranks.append(int(hit[0]) + 1 if len(hit) else 0)
+        where = {int(p): r + 1 for r, p in enumerate(fair_list.tolist())}
+        ranks = [where.get(t, 0) for t in q.targets]
         top10 = fair_list[:10]
     else:
-        res.ranks.append(_rank_of(scores, pool_mask, hidden))
+        ranks = [_rank_of(scores, pool_mask, t) for t in q.targets]
         top10 = rank(scores, pool, 10)
-    res.newcomer_flags.append(bool(newcomer[hidden]))
+    res.ranks.extend(ranks)
+    res.newcomer_flags.extend(bool(newcomer[t]) for t in q.targets)
+    res.network_flags.extend(bool(n) for n in network)
+    res.pair_query.extend([index] * len(q.targets))
     res.exposure.append(float(np.mean(newcomer[top10])) if len(top10) else 0.0)
     res.attention.append(
         float(np.dot(newcomer[top10], ATTENTION[: len(top10)]) / ATTENTION[: len(top10)].sum()) if len(top10) else 0.0
@@ -375,18 +427,23 @@ def _max_project_sim(history: History, mask: np.ndarray, sims: np.ndarray | None
 def format_table(report: dict[str, Any]) -> str:
     cols = (
         "recall@10",
-        "recall@50",
+        "recall@20",
+        "hit@10",
         "mrr@1000",
+        "recall@10_network",
+        "recall@10_novel",
         "recall@10_newcomer",
         "recall@10_repeat",
         "newcomer_exposure@10",
         "newcomer_attention@10",
         "coverage@10",
     )
+    first = next(iter(report["methods"].values()))
+    rule = report.get("newcomer_rule", "no past project in the loaded data")
     lines = [
-        f"protocol {report['protocol']}, {report['queries']} queries "
-        f"({next(iter(report['methods'].values()))['newcomers']} with a newcomer hidden; "
-        f"newcomer: {report.get('newcomer_rule', 'no past project in the loaded data')})",
+        f"protocol {report['protocol']}, known: {report.get('known', 'all')}, {report['queries']} queries, "
+        f"{first['hidden']} hidden members ({first['network']} from the query's network, {first['novel']} novel; "
+        f"{first['newcomers']} newcomers; newcomer: {rule})",
         "| method | " + " | ".join(cols) + " |",
         "|---" * (len(cols) + 1) + "|",
     ]

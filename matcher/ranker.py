@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -236,9 +236,17 @@ class RankerStore:
         return bool(removed)
 
 
+KNOWN_MODES = ("all", "coordinator", "none")
+
+
 @dataclass
 class Query:
-    """One consortium with one member hidden: what a query knows, and whom it should find."""
+    """One consortium with members hidden: what a query knows, and whom it should find.
+
+    ``known`` is what the query is told: every other member (``all``), the coordinator alone
+    (``coordinator``, the question a coordinator with an idea brings) or nobody (``none``: an
+    unregistered applicant with an idea). ``targets`` are the hidden members to find; ``hidden`` is
+    the first of them, the one a ranker is trained to put first."""
 
     project: int  # position in History
     identifier: str
@@ -246,6 +254,13 @@ class Query:
     text: str
     known: list[int]  # positions: coordinator first
     hidden: int
+    targets: list[int] = field(default_factory=list)
+    coordinator: int = -1  # position of the real coordinator (the applicant), known or not
+
+    def __post_init__(self) -> None:
+        self.targets = self.targets or [self.hidden]
+        if self.coordinator < 0:
+            self.coordinator = self.known[0] if self.known else self.hidden
 
 
 def project_texts(db: Database, history: History) -> list[str]:
@@ -265,11 +280,19 @@ def build_queries(
     test_from_year: int | None,
     until_year: int | None = None,
     every_member: bool = False,
+    known: str = "all",
 ) -> list[Query]:
-    """Queries for projects starting from ``test_from_year`` (time; before ``until_year`` if given) or all (loo)."""
+    """Queries for projects starting from ``test_from_year`` (time; before ``until_year`` if given) or all (loo).
+
+    ``known="all"`` hides one non-coordinator member (each in turn with ``every_member``, for
+    training); ``coordinator`` and ``none`` hide every non-coordinator member at once (each a target),
+    telling the query the coordinator alone or nobody."""
+    if known not in KNOWN_MODES:
+        raise ValueError(f"unknown --known {known!r}; expected one of {', '.join(KNOWN_MODES)}")
     with db.session() as session:
         members, identifiers, pics = registry.consortia(session)
     texts = project_texts(db, history)
+    pos = history.org_position
     queries = []
     for pid in sorted(members, key=lambda p: identifiers[p]):
         team = members[pid]
@@ -285,21 +308,24 @@ def build_queries(
         ident = identifiers[pid]
         seed: int | str = int(ident) if ident.isdigit() else ident
         others = sorted((o for o, r in team if r != "coordinator"), key=lambda o: _pic_key(pics.get(o), o))
+        if protocol == "loo":  # a hidden member with no other project would give the answer away
+            others_ok = [o for o in others if history.incidence[pos[o]].nnz >= 2]
+        else:
+            others_ok = others
+        coordinator = pos[coordinators[0]]
+        if known != "all" and not every_member:
+            if others_ok:
+                told = [coordinator] if known == "coordinator" else []
+                targets = [pos[o] for o in others_ok]
+                queries.append(Query(ppos, ident, year, texts[ppos], told, targets[0], targets, coordinator))
+            continue
         # the test protocol hides one member; training may hide each member in turn
         for hidden in others if every_member else [random.Random(seed).choice(others)]:
-            if protocol == "loo" and history.incidence[history.org_position[hidden]].nnz < 2:
-                continue  # a hidden member with no other project would give the answer away
-            known = [coordinators[0]] + [o for o in others if o != hidden]
-            queries.append(
-                Query(
-                    ppos,
-                    ident,
-                    year,
-                    texts[ppos],
-                    [history.org_position[o] for o in known],
-                    history.org_position[hidden],
-                )
-            )
+            if hidden not in others_ok:
+                continue
+            told = [coordinators[0]] + [o for o in others if o != hidden] if known == "all" else [coordinators[0]]
+            told_pos = [pos[o] for o in told] if known != "none" else []
+            queries.append(Query(ppos, ident, year, texts[ppos], told_pos, pos[hidden], [], coordinator))
     return queries
 
 

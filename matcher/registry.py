@@ -474,7 +474,11 @@ def update_organisation(session: Session, org_id: int, changes: dict[str, Any]) 
             setattr(org, key, value)
     if "name" in done:
         org.other_names = sorted({*org.other_names, done["name"][0]} - {org.name, None})
-        org.name_key = name_key(org.name, org.country)
+        new_key = name_key(org.name, org.country)
+        taken = select(Organisation.id).where(Organisation.name_key == new_key, Organisation.id != org.id)
+        org.name_key = (
+            None if session.scalar(taken) else new_key
+        )  # renamed to a name another one has: a distinct organisation
     return done
 
 

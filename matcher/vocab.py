@@ -79,6 +79,14 @@ def normalise_country(raw: str | None) -> str | None:
     raise UnknownCode(f"unknown country code {value!r}")
 
 
+@cache
+def country_codes() -> tuple[str, ...]:
+    """Every two-letter code accepted as a country: ISO 3166 alpha-2 and the EU's own (EL, UK, XK)."""
+    codes = {str(c.alpha_2) for c in pycountry.countries}
+    codes |= {k for k in _public(_vocab()["country_aliases"]) if len(k) == 2}
+    return tuple(sorted(codes | set(extra_countries())))
+
+
 def country_name(code: str | None) -> str:
     if not code:
         return "unknown country"

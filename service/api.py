@@ -5,6 +5,7 @@ Over 400 lines: every endpoint with its OpenAPI declaration; each view is a few 
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -161,9 +162,10 @@ def meta_json(info: IndexInfo) -> dict[str, str]:
 
 
 def _bad_lookup(exc: LookupError) -> Response:
+    """404 naming the field: the request is well formed, but an organisation it names does not exist."""
     message = str(exc).strip("'\"")
     field = message.split(":", 1)[0] if ":" in message else "organisation"
-    return error_response(400, "unknown organisation", [{"field": field, "message": message}])
+    return error_response(404, "unknown organisation", [{"field": field, "message": message}])
 
 
 def listed_json(item: Listed, fields: type[BaseModel]) -> dict[str, Any]:
@@ -175,7 +177,7 @@ def listed_json(item: Listed, fields: type[BaseModel]) -> dict[str, Any]:
 @bp.post("/recommendations")
 @spec.validate(
     json=RecommendationIn,
-    resp=SpecResponse(HTTP_200=RecommendationOut, HTTP_400=ErrorOut, HTTP_503=ErrorOut),
+    resp=SpecResponse(HTTP_200=RecommendationOut, HTTP_400=ErrorOut, HTTP_404=ErrorOut, HTTP_503=ErrorOut),
     tags=["matching"],
 )
 def recommendations() -> Response:
@@ -197,7 +199,9 @@ def recommendations() -> Response:
 
 @bp.post("/consortia")
 @spec.validate(
-    json=ConsortiaIn, resp=SpecResponse(HTTP_200=ConsortiaOut, HTTP_400=ErrorOut, HTTP_503=ErrorOut), tags=["matching"]
+    json=ConsortiaIn,
+    resp=SpecResponse(HTTP_200=ConsortiaOut, HTTP_400=ErrorOut, HTTP_404=ErrorOut, HTTP_503=ErrorOut),
+    tags=["matching"],
 )
 def consortia() -> Response:
     """Alternative complete, eligible consortia mixing known and new partners."""
@@ -436,8 +440,10 @@ def init_app(app: Flask) -> None:
     @app.get("/openapi.json")
     def openapi() -> Response:
         """The API's OpenAPI document (pages are not part of it)."""
-        document = dict(spec.spec)
+        document = copy.deepcopy(spec.spec)
         document["paths"] = {
             p: v for p, v in document["paths"].items() if p.startswith("/api/") or p in ("/livez", "/readyz")
         }
+        listed = document["paths"]["/api/v1/newcomers"]["get"]["responses"]["200"]["content"]
+        listed["text/csv"] = {"schema": {"type": "string", "description": "The same list as CSV (format=csv)"}}
         return jsonify(document)

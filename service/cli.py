@@ -335,6 +335,14 @@ def search(
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--protocol", type=click.Choice(["time", "loo"]), default="time", show_default=True)
 @click.option("--test-from-year", type=int, help="First year of test projects (time protocol).")
+@click.option(
+    "--known",
+    type=click.Choice(["all", "coordinator", "none"]),
+    default="all",
+    show_default=True,
+    help="What the query knows: every member but one hidden (all), the coordinator alone (coordinator), "
+    "or nobody, as for an unregistered applicant (none); the latter two hide every other member.",
+)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
 @click.option("--limit", type=int, help="Evaluate only the first N queries (for a quick look).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -344,6 +352,7 @@ def evaluate(
     data: tuple[Path, ...],
     protocol: str,
     test_from_year: int | None,
+    known: str,
     json_out: Path | None,
     limit: int | None,
     quiet: bool,
@@ -355,7 +364,7 @@ def evaluate(
     if protocol == "time" and test_from_year is None:
         raise click.BadParameter("required with --protocol time", param_hint="--test-from-year")
     encoder = ctx.open(check_schema=False).encoder  # the evaluation has a database of its own
-    report = run_evaluation(list(data), protocol, test_from_year, encoder, progress=not quiet, limit=limit)
+    report = run_evaluation(list(data), protocol, test_from_year, encoder, progress=not quiet, limit=limit, known=known)
     click.echo(format_table(report))
     if json_out:
         json_out.write_text(json.dumps(report, indent=2))

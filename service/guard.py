@@ -12,13 +12,15 @@ from typing import Any
 
 from flask import Flask, abort, request
 
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, newline and carriage return are text
+from matcher.app import NOT_TEXT
+
+CONTROL = re.compile(f"[{NOT_TEXT}\\ud800-\\udfff]")  # and lone surrogates, which have no UTF-8 form
 MAX_DEPTH = 8
 
 
 def _check_text(field: str, value: str) -> None:
     if CONTROL.search(value):
-        abort(400, f"{field}: contains a control character (such as a NUL byte), which is not text")
+        abort(400, f"{field}: contains a control character (such as a NUL byte) or a lone surrogate, which is not text")
 
 
 def _walk(value: Any, path: str, depth: int) -> None:

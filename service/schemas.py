@@ -4,56 +4,79 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from matcher import vocab
-from matcher.app import MAX_ID
+from matcher.app import MAX_ID, NOT_TEXT, SPACE, WEBSITE
 from matcher.fairness import FairConfig
 
 MAX_IDEA = 5000
 MAX_K = 100
 
-
-def _check_countries(values: list[str]) -> list[str]:
-    out = []
-    for v in values:
-        code = vocab.normalise_country(v)  # UnknownCode is a ValueError: pydantic reports it
-        if code:
-            out.append(code)
-    return out
+# The document states exactly what is accepted (schemathesis checks both directions): text without
+# control characters, names with a visible character, country and sector codes as enums.
+TEXT = f"^[^{NOT_TEXT}]*$"
+_VISIBLE = f"[^{NOT_TEXT}{SPACE}\\u00ad\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064]"
+NAME = f"^[^{NOT_TEXT}]*{_VISIBLE}[^{NOT_TEXT}]*$"
+EMAIL_PATTERN = f"^[^@{SPACE}{NOT_TEXT}]+@[^@{SPACE}{NOT_TEXT}]+\\.[^@{SPACE}{NOT_TEXT}]+$"
 
 
-def _check_sectors(values: list[str]) -> list[str]:
-    return [vocab.check_sector(v) for v in values]
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer admits 7.0: take a whole float as the integer, nothing else (no true for 1)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
-OrgRef = Annotated[int, Field(ge=1, le=MAX_ID)] | Annotated[str, Field(pattern=r"^[0-9]{6,12}$")]
+def _country_code(value: str) -> str:
+    if value not in vocab.country_codes():
+        raise ValueError(f"unknown country code {value!r}; expected an ISO 3166 alpha-2 code such as NO or PL")
+    return vocab.normalise_country(value) or value
+
+
+def _text(**kw: Any) -> Any:
+    return Field(json_schema_extra={"pattern": TEXT}, **kw)
+
+
+# Bounded integers; the bounds stand before the validator, so the document states them as minimum/maximum.
+Whole = BeforeValidator(_integral)
+Id = Annotated[int, Field(ge=1, le=MAX_ID), Whole]
+K = Annotated[int, Field(ge=1, le=MAX_K), Whole]
+CallYear = Annotated[int, Field(ge=2014, le=2035), Whole]
+Proposals = Annotated[int, Field(ge=1, le=5), Whole]
+Page = Annotated[int, Field(ge=1, le=10_000), Whole]
+Limit = Annotated[int, Field(ge=1, le=500), Whole]
+
+Country = Annotated[
+    str, AfterValidator(_country_code), WithJsonSchema({"type": "string", "enum": list(vocab.country_codes())})
+]
+Sector = Annotated[
+    str, AfterValidator(vocab.check_sector), WithJsonSchema({"type": "string", "enum": list(vocab.sectors())})
+]
+OrgRef = Id | Annotated[str, Field(pattern=r"^[0-9]{6,12}$")]
 
 
 class RecommendationIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # no true for 1, no "10" for 10
-    idea: str = Field("", max_length=MAX_IDEA, description="The project idea, free text")
+    idea: str = _text(default="", max_length=MAX_IDEA, description="The project idea, free text")
     action: Literal["cooperation", "small-scale", "school"] = "cooperation"
     applicant: OrgRef | None = Field(None, description="Organisation id (integer) or PIC (string of digits)")
     partners: list[OrgRef] = Field(default_factory=list, max_length=50)
-    sectors: list[str] = Field(default_factory=list, max_length=10)
-    countries: list[str] = Field(default_factory=list, max_length=60)
-    exclude_countries: list[str] = Field(default_factory=list, max_length=60)
-    k: int = Field(10, ge=1, le=MAX_K)
+    sectors: list[Sector] = Field(default_factory=list, max_length=10)
+    countries: list[Country] = Field(default_factory=list, max_length=60)
+    exclude_countries: list[Country] = Field(default_factory=list, max_length=60)
+    k: K = 10
     newcomer_share: float = Field(FairConfig.share, ge=0.0, le=1.0)
-    call_year: int | None = Field(None, ge=2014, le=2035, description="The call applied to (default: the next one)")
+    call_year: CallYear | None = Field(None, description="The call applied to (default: the next one)")
     fairness: Literal["quota", "significance"] = Field(
         "quota",
         description="quota: about newcomer_share of the results are newcomers; significance: FA*IR's adjusted "
         "test at alpha 0.1, which asks for fewer",
     )
 
-    _countries = field_validator("countries", "exclude_countries")(_check_countries)
-    _sectors = field_validator("sectors")(_check_sectors)
-
 
 class ConsortiaIn(RecommendationIn):
-    n: int = Field(3, ge=1, le=5)
+    n: Proposals = 3
 
 
 class OrganisationBrief(BaseModel):
@@ -119,23 +142,13 @@ class ErrorOut(BaseModel):
 
 
 class OrganisationsQuery(BaseModel):
-    q: str = Field("", max_length=200, description="Part of the name")
-    theme: str = Field("", max_length=MAX_IDEA, description="Rank by similarity of the profile to this text")
-    country: str | None = Field(None, max_length=60)
-    sector: str | None = Field(None, max_length=40)
-    type: str | None = Field(None, max_length=300)
+    q: str = _text(default="", max_length=200, description="Part of the name")
+    theme: str = _text(default="", max_length=MAX_IDEA, description="Rank by similarity of the profile to this text")
+    country: Country | None = None
+    sector: Sector | None = None
+    type: str | None = _text(default=None, max_length=300)
     newcomer: bool | None = None
-    page: int = Field(1, ge=1, le=10_000)
-
-    @field_validator("country")
-    @classmethod
-    def _country(cls, v: str | None) -> str | None:
-        return vocab.normalise_country(v) if v else None
-
-    @field_validator("sector")
-    @classmethod
-    def _sector(cls, v: str | None) -> str | None:
-        return vocab.check_sector(v) if v else None
+    page: Page = 1
 
 
 class OrganisationListed(BaseModel):
@@ -219,64 +232,38 @@ class OrganisationDetail(BaseModel):
     hidden: bool
 
 
-def _http_url(value: str | None) -> str | None:
-    """Websites are http(s) only: no ``javascript:`` link ever reaches a page."""
-    from urllib.parse import urlparse
-
-    if value is None or not value.strip():
-        return None
-    parsed = urlparse(value if "://" in value else f"https://{value}")
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or "." not in parsed.hostname:
-        raise ValueError("must be an http:// or https:// address")
-    return value
-
-
 class RegisterIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    name: str = Field(..., min_length=2, max_length=300)
-    description: str = Field(..., min_length=20, max_length=MAX_IDEA)
-    country: str = Field(..., max_length=60)
-    sector: str
-    organisation_type: str | None = Field(None, max_length=300)
-    city: str | None = Field(None, max_length=200)
-    website: str | None = Field(None, max_length=300)
+    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
+    name: str = Field(..., min_length=2, max_length=300, pattern=NAME)
+    description: str = _text(min_length=20, max_length=MAX_IDEA)
+    country: Country
+    sector: Sector
+    organisation_type: str | None = _text(default=None, max_length=300)
+    city: str | None = _text(default=None, max_length=200)
+    website: str | None = Field(None, max_length=300, pattern=WEBSITE)
     pic: str | None = Field(None, pattern=r"^[0-9]{9}$")
-    contact_name: str | None = Field(None, max_length=200, description="Published on the organisation's page")
+    contact_name: str | None = _text(default=None, max_length=200, description="Published on the organisation's page")
     contact_email: str | None = Field(
         None,
         max_length=320,
-        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        pattern=EMAIL_PATTERN,
         description="Never shown: the contact form relays messages to it",
     )
     different: bool = Field(False, description="Register even though a similar name exists in the country")
-
-    @field_validator("country")
-    @classmethod
-    def _country(cls, v: str) -> str:
-        code = vocab.normalise_country(v)
-        if code is None:
-            raise ValueError("a country is required")
-        return code
-
-    _sector = field_validator("sector")(vocab.check_sector)
-    _website = field_validator("website")(_http_url)
 
 
 class OrganisationPatch(BaseModel):
     """The fields an owner may change; absent fields stay as they are."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-    name: str | None = Field(None, min_length=2, max_length=300)
-    description: str | None = Field(None, max_length=MAX_IDEA)
-    website: str | None = Field(None, max_length=300)
-    city: str | None = Field(None, max_length=200)
-    org_type: str | None = Field(None, max_length=300)
-    sector: str | None = None
-    contact_name: str | None = Field(None, max_length=200)
-    contact_email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-    _sector = field_validator("sector")(lambda v: vocab.check_sector(v) if v is not None else None)
-    _website = field_validator("website")(_http_url)
+    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
+    name: str = Field(None, min_length=2, max_length=300, pattern=NAME, validate_default=False)  # type: ignore[assignment]  # absent, never null
+    description: str | None = _text(default=None, max_length=MAX_IDEA)
+    website: str | None = Field(None, max_length=300, pattern=WEBSITE)
+    city: str | None = _text(default=None, max_length=200)
+    org_type: str | None = _text(default=None, max_length=300)
+    sector: Sector = Field(None, validate_default=False)  # type: ignore[assignment]  # absent, never null
+    contact_name: str | None = _text(default=None, max_length=200)
+    contact_email: str | None = Field(None, max_length=320, pattern=EMAIL_PATTERN)
 
 
 class PatchOut(BaseModel):
@@ -297,14 +284,11 @@ class RegisterOut(BaseModel):
 
 
 class NewcomersQuery(BaseModel):
-    theme: str = Field("", max_length=MAX_IDEA)
-    country: str | None = Field(None, max_length=60)
-    sector: str | None = Field(None, max_length=40)
-    limit: int = Field(50, ge=1, le=500)
+    theme: str = _text(default="", max_length=MAX_IDEA)
+    country: Country | None = None
+    sector: Sector | None = None
+    limit: Limit = 50
     format: Literal["json", "csv"] = "json"
-
-    _country = field_validator("country")(lambda v: vocab.normalise_country(v) if v else None)
-    _sector = field_validator("sector")(lambda v: vocab.check_sector(v) if v else None)
 
 
 class NewcomerOut(OrganisationListed):

@@ -108,6 +108,36 @@ def demo_env(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[s
     return cli_env
 
 
+@pytest.fixture
+def backend_env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    """The demo data imported and indexed in the database ``db_url`` names: SQLite, and PostgreSQL when set."""
+    import seed_data
+    from embeddings.encoders import HashingEncoder
+    from embeddings.index import IndexStore
+    from matcher import importers
+    from matcher.indexing import build_index
+
+    env = {
+        "PARTNER_MATCH_INSTANCE_DIR": str(tmp_path / "instance"),
+        "PARTNER_MATCH_DATABASE_URL": db_url,
+        "PARTNER_MATCH_INDEX_DIR": str(tmp_path / "instance" / "index"),
+        "PARTNER_MATCH_ENCODER": "hashing",
+    }
+    db = Database(db_url).upgrade()
+    for path in seed_data.demo_files():
+        with db.session() as s:
+            importers.import_path(s, path, progress=False)
+    build_index(db, HashingEncoder(), IndexStore(Path(env["PARTNER_MATCH_INDEX_DIR"])), progress=False)
+    db.dispose()
+    return env
+
+
+@pytest.fixture
+def backend_app(backend_env: dict[str, str]) -> Flask:
+    """The service over the demo data on each backend."""
+    return make_app(backend_env, RATELIMIT_ENABLED=False)
+
+
 def make_app(env: dict[str, str], **config: object) -> Flask:
     """The service over the settings ``env`` names, with the hashing encoder: configuration passed, not patched."""
     from embeddings.encoders import HashingEncoder

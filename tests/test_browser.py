@@ -171,3 +171,20 @@ def test_registering_a_taken_name_offers_to_claim_it(page, live_server) -> None:
     with urllib.request.urlopen(live_server + f"/api/v1/organisations/{taken['id']}") as r:
         after = json.load(r)
     assert after["sector"] == taken["sector"] and after["owned"] is False  # unchanged, waiting for an admin
+
+
+def test_a_long_greek_idea_survives_the_round_trip(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    """4,900 characters of Greek (about 9 KB of UTF-8) would overflow a cookie; the search is kept server-side."""
+    idea = ("Ψηφιακές δεξιότητες για εκπαιδευτικούς επαγγελματικής κατάρτισης στην Ελλάδα. " * 70)[:4900]
+    page.goto(live_server + "/")
+    page.get_by_label("Your project idea").fill(idea)
+    page.get_by_role("button", name="Find partners").click()
+    page.wait_for_url("**/results?s=*")
+    assert page.locator(".result").count() >= 5
+    assert idea[:300] in page.content()
+    shared = page.url
+    page.context.clear_cookies()  # another browser opening the link
+    page.goto(shared)
+    assert page.locator(".result").count() >= 5 and idea[:300] in page.content()
+    cookies = page.context.cookies()
+    assert all(len(c["value"]) < 1000 for c in cookies)

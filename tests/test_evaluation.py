@@ -119,19 +119,61 @@ def test_metrics_name_what_they_measure_and_say_when_a_subgroup_is_empty() -> No
 
     from matcher.evaluation import ATTENTION, MethodResult, _record
     from matcher.fairness import FairConfig
+    from matcher.ranker import Query
 
     res = MethodResult()
     newcomer = np.array([False, True, False, False])
     scores = np.array([0.1, 0.2, 0.9, 0.5])
     pool = np.array([1, 2, 3])
     pool_mask = np.array([False, True, True, True])
-    _record(res, False, scores, pool, pool_mask, newcomer, hidden=3, fair=FairConfig(share=0.0))
+    q = Query(0, "p1", 2020, "", [0], 3)
+    _record(res, False, scores, pool, pool_mask, newcomer, q, np.array([True]), 0, FairConfig(share=0.0))
     m = res.metrics(pool_size=4, with_exposure=True)
     assert m["recall@10"] == 1.0 and m["mrr@1000"] == 0.5  # the hidden one ranks 2nd, behind organisation 2
+    assert m["recall@10_network"] == 1.0 and m["recall@10_novel"] is None and m["hit@10"] == 1.0
     assert m["recall@10_newcomer"] is None and m["newcomers"] == 0  # no query hid a newcomer: not 0.000
     # newcomer (organisation 1) is 3rd of 3: a third of the list, less of the attention
     assert m["newcomer_exposure@10"] == round(1 / 3, 4)
     assert m["newcomer_attention@10"] == round(ATTENTION[2] / ATTENTION[:3].sum(), 4) < 1 / 3
+
+
+def test_several_hidden_members_split_into_network_and_novel() -> None:
+    import numpy as np
+
+    from matcher.evaluation import MethodResult, _record
+    from matcher.fairness import FairConfig
+    from matcher.ranker import Query
+
+    res = MethodResult()
+    scores = np.array([0.0, 0.9, 0.8] + [0.5] * 10 + [0.1, 0.05])  # 15 organisations; 0 is the coordinator
+    pool = np.arange(1, 15)
+    pool_mask = np.arange(15) > 0
+    newcomer = np.zeros(15, dtype=bool)
+    q = Query(0, "p1", 2020, "", [0], 1, targets=[1, 13, 14], coordinator=0)  # ranks 1, 13 and 14
+    _record(res, False, scores, pool, pool_mask, newcomer, q, np.array([True, False, False]), 0, FairConfig(0.0))
+    q2 = Query(1, "p2", 2020, "", [0], 14, coordinator=0)  # a second query: one novel member, rank 14
+    _record(res, False, scores, pool, pool_mask, newcomer, q2, np.array([False]), 1, FairConfig(0.0))
+    m = res.metrics(pool_size=15, with_exposure=True)
+    assert (m["hidden"], m["network"], m["novel"]) == (4, 1, 3)
+    assert m["recall@10"] == 0.25 and m["recall@20"] == 1.0  # of the four hidden members, over both queries
+    assert m["hit@10"] == 0.5  # the first query finds one of its three, the second none
+    assert m["recall@10_network"] == 1.0 and m["recall@10_novel"] == 0.0 and m["recall@20_novel"] == 1.0
+
+
+@pytest.mark.parametrize("known", ["coordinator", pytest.param("none", marks=pytest.mark.slow)])
+def test_known_modes_hide_every_other_member(runner, cli_env, tmp_path, monkeypatch, known: str) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
+    out = tmp_path / "report.json"
+    data = shared_path("ec-culture-2007-2013", "Culture_2007_2013_Projects_Overview_2018-08-01.xls")
+    args = ["evaluate", str(data), "--test-from-year", "2012", "--known", known, "--limit", "30", "--json", str(out)]
+    result = runner.invoke(main, [*args, "--quiet", "--protocol", "time"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["known"] == known and report["queries"] == 30
+    m = report["methods"]["matcher_no_fairness"]
+    assert m["hidden"] > 30 and m["network"] + m["novel"] == m["hidden"]  # consortia of 3+: 2+ hidden each
+    assert {"recall@10_network", "recall@10_novel", "recall@20", "hit@10", "mrr@1000_novel"} <= set(m)
+    assert f"known: {known}" in result.output
 
 
 @pytest.mark.slow

@@ -36,18 +36,41 @@ def test_json_that_is_not_an_object(client: FlaskClient, raw: bytes) -> None:
     assert r.status_code == 400 and r.is_json and r.get_json()["detail"][0]["field"] == "body"
 
 
-def test_nul_and_control_characters_are_refused_naming_the_field(client: FlaskClient, auth: dict[str, str]) -> None:
-    r = client.post("/api/v1/recommendations", json={"idea": "robots\x00"})
-    assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == "idea"
-    r = client.get("/api/v1/organisations?q=a%00b")
-    assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == "q"
-    r = client.post(
-        "/api/v1/organisations",
-        headers=auth,
-        json={"name": "Zero\x00Org", "country": "NO", "sector": "youth", "description": "x" * 30},
-    )
-    assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == "name"
+TEXT_FIELDS = {
+    "name": "Zero Org",
+    "description": "x" * 30,
+    "organisation_type": "NGO",
+    "city": "Bergen",
+    "website": "zero.example.org",
+    "contact_name": "Kari",
+    "contact_email": "kari@zero.example.org",
+}
+
+
+def test_nul_and_control_characters_are_refused_naming_the_field(backend_app: Flask) -> None:
+    """On PostgreSQL too (which cannot store NUL): every text field of every input a 400 naming it."""
+    from tests.conftest import bearer
+
+    client, auth = backend_app.test_client(), bearer(backend_app)
+    for field in ("idea",):
+        r = client.post("/api/v1/recommendations", json={field: "robots\x00"})
+        assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == field
+    for field in ("q", "theme", "type"):
+        r = client.get(f"/api/v1/organisations?{field}=a%00b")
+        assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == field
+    body = {**TEXT_FIELDS, "country": "NO", "sector": "youth", "pic": "999999999"}
+    for field in [*TEXT_FIELDS, "pic"]:
+        for bad in ("\x00", "\x1b", "\ud800"):
+            r = client.post("/api/v1/organisations", headers=auth, json={**body, field: body[field][:2] + bad})
+            assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == field, (field, r.get_json())
+    created = client.post("/api/v1/organisations", headers=auth, json=body)
+    assert created.status_code == 201, created.get_json()
+    org = created.get_json()["id"]
+    for field in ("name", "description", "city", "org_type", "contact_name"):
+        r = client.patch(f"/api/v1/organisations/{org}", headers=auth, json={field: "ab\x00cd"})
+        assert r.status_code == 400 and r.get_json()["detail"][0]["field"] == field
     assert client.get("/newcomers?theme=%00").status_code == 400
+    assert client.get("/organisations?q=%00").status_code == 400
 
 
 def test_invisible_names_and_foreign_digits(client: FlaskClient, auth: dict[str, str]) -> None:

@@ -418,3 +418,35 @@ def test_a_semicolon_file_of_a_comma_format_is_read(sqlite_db: Database, tmp_pat
     empty.write_text("nom;pays\n", encoding="utf-8")
     with pytest.raises(importers.ImportFailed):
         run_import(sqlite_db, empty)
+
+
+def test_a_nul_row_is_skipped_with_a_problem_and_the_rest_imports(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "registry.csv"
+    path.write_text(
+        "name,country,sector,description\n"
+        "Fjord School,NO,school,We teach children by the fjord\n"
+        "Bergen\x00 Youth,NO,youth,Youth work in Bergen for twenty years\n"
+        "Oslo Adult School,NO,adult_education,Evening classes for adults in Oslo\n",
+        encoding="utf-8",
+    )
+    summary = run_import(db, path)  # on PostgreSQL a NUL would abort the whole import
+    assert summary.counts["organisations_created"] == 2
+    assert [(p.line, "NUL" in p.reason) for p in summary.problems] == [(3, True)]
+
+
+def test_one_idless_organisation_per_name_and_country(db: Database) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from matcher import registry
+
+    with db.session() as s:
+        s.add_all([Organisation(name="Fjord School", country="NO", name_key="fjord school|NO") for _ in range(1)])
+    with pytest.raises(IntegrityError), db.session() as s:  # a second one, as a race would have written
+        s.add(Organisation(name="Fjord School", country="NO", name_key="fjord school|NO"))
+    with db.session() as s:  # with a PIC it is another organisation: allowed
+        s.add(Organisation(name="Fjord School", country="NO", name_key="fjord school|NO", pic="999999999"))
+        other = Organisation(name="Bergen School", country="NO", name_key="bergen school|NO")
+        s.add(other)
+        s.flush()
+        done = registry.update_organisation(s, other.id, {"name": "Fjord School"})  # renamed onto a taken name
+        assert done["name"] == ["Bergen School", "Fjord School"] and other.name_key is None

@@ -444,6 +444,10 @@ def checked(
         if row is None:
             out.problems.append(Problem(line, problem or "bad row", name))
             continue
+        nul = next((k for k, v in row.items() if isinstance(v, str) and "\x00" in v), None)
+        if nul is not None:  # PostgreSQL cannot store it; one such row must not stop the file
+            out.problems.append(Problem(line, f"column {nul!r} holds a NUL byte; the row was not imported", name))
+            continue
         if not header_ok:
             need_columns(row, required, name)
             header_ok = True

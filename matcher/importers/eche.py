@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from matcher import vocab
-from matcher.importers.common import OrgRecord, Parsed, Problem, clean, parse_date, parse_pic, xlsx_rows
+from matcher.importers.common import OrgRecord, Parsed, Problem, checked, clean, parse_date, parse_pic, xlsx_rows
 
 
 def parse_eche(path: Path, progress: bool = True) -> Parsed:
     out = Parsed("eche")
-    for line, row in xlsx_rows(path, "Erasmus Code", progress):
-        out.rows_read += 1
+    rows = ((line, row, None) for line, row in xlsx_rows(path, "Erasmus Code", progress))
+    for line, row in checked(rows, path.name, ("Erasmus Code",), out):
         try:
             pic = parse_pic(row.get("Pic"))
             country = vocab.normalise_country(row.get("Country Cd"))

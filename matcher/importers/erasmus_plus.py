@@ -24,11 +24,11 @@ from matcher.importers.common import (
     PartRecord,
     Problem,
     ProjectRecord,
+    checked,
     city_from_address,
     clean,
     country_suffix,
     csv_records,
-    need_columns,
     open_text,
     parse_date,
     parse_float,
@@ -208,13 +208,8 @@ def _project(line: int, ident: str, row: dict[str, Any], layout: Layout) -> Proj
 def parse_results_platform(path: Path, progress: bool = True, layout: Layout = ERASMUS_PLUS) -> Parsed:
     out = Parsed(layout.format, report_repeats=True)
     slots: list[tuple[dict[str, str], str]] | None = None
-    for line, row, problem in _rows(path, progress):
-        out.rows_read += 1
-        if row is None:
-            out.problems.append(Problem(line, problem or "bad row", path.name))
-            continue
+    for line, row in checked(_rows(path, progress), path.name, layout.required, out):
         if slots is None:
-            need_columns(row, layout.required, path.name)
             slots = _slots(row, layout)
         ident = clean(row.get("Project Identifier"))
         try:

@@ -12,10 +12,8 @@ from matcher.importers.common import (
     OrgRecord,
     Parsed,
     Problem,
+    checked_rows,
     clean,
-    csv_records,
-    need_columns,
-    open_text,
     parse_pic,
 )
 
@@ -77,15 +75,7 @@ def parse_registry(path: Path, progress: bool = True) -> Parsed:
         raw = path.read_bytes()
     except OSError as exc:
         raise ImportFailed(f"{path} cannot be read: {exc}") from exc
-    checked = False
-    for line, row, problem in csv_records(open_text(raw, path.name), ",", path.name, progress):
-        out.rows_read += 1
-        if row is None:
-            out.problems.append(Problem(line, problem or "bad row", path.name))
-            continue
-        if not checked:
-            need_columns(row, ("name", "country", "description"), path.name)
-            checked = True
+    for line, row in checked_rows(raw, path.name, ",", ("name", "country", "description"), out, progress):
         try:
             out.orgs.append(registry_record(row, line, seen_at=dt.date(2000, 1, 1)))
         except ValueError as exc:
