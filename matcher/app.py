@@ -25,7 +25,7 @@ from embeddings.encoders import Encoder
 from embeddings.index import IndexRefused, IndexStore, LiveIndex, LoadedIndex
 from matcher import importers, indexing, registry
 from matcher.accounts import EDITABLE, EMAIL, WEBSITE, AccountError, Accounts, Actor, audit, safe_url
-from matcher.db import MAX_ID, NOT_TEXT, SPACE, Database, SavedSearch, lock_registry
+from matcher.db import MAX_ID, NOT_TEXT, SPACE, Database, SavedSearch, fold_name, lock_registry
 from matcher.eligibility import Eligibility, Member, check
 from matcher.mail import LogMailer, Mailer, Message
 from matcher.newcomer import NewcomerRule
@@ -103,10 +103,11 @@ class OrganisationPage:
 
 @dataclass
 class NameMatch:
-    """A name typed by a user: the organisation it names, or a message saying why none."""
+    """A name typed by a user: the organisation it names, or why none, with the ones it may mean."""
 
     id: int | None
     problem: str | None = None
+    choices: list[registry.NamedOrganisation] = field(default_factory=list)
 
 
 @dataclass
@@ -273,18 +274,30 @@ class PartnerMatch:
             return registry.find_by_id_or_pic(s, org_id) is not None
 
     def find_by_name(self, name: str) -> NameMatch:
-        """The organisation a typed name means: exact (case-blind), else a near-certain fuzzy match."""
-        name = " ".join(name.split())
+        """The organisation a typed name means: the one whose whole name it is, accents, case and script
+        folded (Lodz = Łódź, Thessaloniki = Θεσσαλονίκη). Part of a name, a name several organisations
+        bear or a likely typo is never picked silently: the problem lists the organisations it may mean."""
+        typed = fold_name(name)
+        if not typed:
+            return NameMatch(None, f'"{name.strip()}" holds no letters or digits to match a name with.')
         with self.db.session() as s:
-            rows = registry.named_organisations(s)
-        exact = [i for i, n in rows if n.casefold() == name.casefold()]
-        if exact:
-            return NameMatch(exact[0])
-        best = process.extractOne(name, dict(rows), scorer=fuzz.WRatio, score_cutoff=60)
-        if best and best[1] >= 90:
-            return NameMatch(int(best[2]))
-        hint = f' Did you mean "{best[0]}"?' if best else ""
-        return NameMatch(None, f'No organisation called "{name}" is registered.{hint}')
+            exact = registry.organisations_named(s, typed, whole=True)
+            if len(exact) == 1:
+                return NameMatch(exact[0].id)
+            if exact:
+                return NameMatch(None, f'{len(exact)} organisations are called "{name.strip()}": choose one.', exact)
+            partial = registry.organisations_named(s, typed, whole=False)
+            if partial:
+                what = "one organisation's name" if len(partial) == 1 else f"the names of {len(partial)} organisations"
+                return NameMatch(None, f'"{name.strip()}" is part of {what}: choose one.', partial)
+            folded = registry.folded_names(s)
+            near = process.extract(typed, folded, scorer=fuzz.ratio, score_cutoff=80, limit=5)
+            choices = [
+                c for i in [int(k) for _, _, k in near] for c in registry.organisations_named(s, folded[i], True, 1)
+            ]
+        if choices:
+            return NameMatch(None, f'No organisation is called "{name.strip()}". Did you mean one of these?', choices)
+        return NameMatch(None, f'No organisation called "{name.strip()}" is registered.')
 
     def search(self, q: OrganisationQuery) -> OrganisationPage:
         """Organisations passing the filters: by similarity to the theme when there is one, else by name.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from anyascii import anyascii
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -31,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker, validates
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MAX_ID = 2**31 - 1  # ids are PostgreSQL integers: a larger one names nothing (and must not reach the database)
@@ -59,6 +61,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def fold_name(name: str) -> str:
+    """A name as people may type it: any script transliterated to Latin, accents, case and punctuation
+    dropped (``Łódź`` = ``lodz``, ``Θεσσαλονίκη`` = ``thessaloniki``). What name searches compare."""
+    latin = anyascii(name).casefold()
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", latin).split())
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, list[dict[str, Any]]: JSON}
 
@@ -73,6 +82,7 @@ class Organisation(Base):
     name: Mapped[str | None] = mapped_column(String(500))
     short_name: Mapped[str | None] = mapped_column(String(200))
     other_names: Mapped[list[str]] = mapped_column(default=list)
+    name_folded: Mapped[str | None] = mapped_column(String(600), index=True)  # fold_name(name), kept by validates
     # normalised name + country: the only key an organisation without PIC/OID has
     name_key: Mapped[str | None] = mapped_column(String(600), index=True)
     country: Mapped[str | None] = mapped_column(String(2), index=True)
@@ -107,6 +117,11 @@ class Organisation(Base):
             postgresql_where=text("pic IS NULL AND oid IS NULL AND erasmus_code IS NULL"),
         ),
     )
+
+    @validates("name")
+    def _fold(self, _key: str, value: str | None) -> str | None:
+        self.name_folded = fold_name(value)[:600] if value else None
+        return value
 
     @property
     def display_name(self) -> str:

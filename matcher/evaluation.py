@@ -38,6 +38,7 @@ METHODS = (
     "matcher_default",
     "matcher_no_fairness",
     "matcher",
+    "matcher_groups",
 )
 CUTOFF = 1000
 ATTENTION = 1.0 / np.log2(np.arange(2, 12))  # the attention a user gives ranks 1..10 (DCG discount)
@@ -302,7 +303,7 @@ def _method_scores(
         return f.text.astype(np.float64)
     if method == "matcher_default":
         return linear
-    if method in ("matcher_no_fairness", "matcher"):
+    if method in ("matcher_no_fairness", "matcher", "matcher_groups"):
         return fitted
     raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
 
@@ -352,9 +353,15 @@ def evaluate(
         fitted = fold_ranker.score(f, linear, pool) if fold_ranker is not None else linear
         # ties (e.g. all-zero text scores when a project has no text) are broken at random, per query
         jitter = np.random.default_rng(_seed(q.identifier)).random(len(setup.history.org_ids))
+        tied = (f.shared > 0) | (f.two_hop > 0)  # what the service shows "from your network"
         for method in methods:
             scores = _method_scores(method, setup, q, f, mask, linear, fitted) + 1e-9 * jitter
-            _record(results[method], method == "matcher", scores, pool, pool_mask, newcomer, q, network, i, fair)
+            if method == "matcher_groups":
+                order = _groups_order(scores, pool, tied, newcomer, fair)
+                _record(results[method], order, scores, pool, pool_mask, newcomer, q, network, i, fair)
+            else:
+                fair_ranked = method == "matcher"
+                _record(results[method], fair_ranked, scores, pool, pool_mask, newcomer, q, network, i, fair)
     return {
         "protocol": protocol,
         "known": known,
@@ -367,9 +374,37 @@ def evaluate(
     }
 
 
+def _groups_order(
+    scores: np.ndarray, pool: np.ndarray, tied: np.ndarray, newcomer: np.ndarray, fair: FairConfig, per: int = 5
+) -> np.ndarray:
+    """The service's two groups as one list a user reads: in every ten, the best ``per`` "from your
+    network" then "new to you" (newcomer share held there), each in the matcher's order; a group that
+    runs out leaves its places to the other."""
+    near = rank(scores, pool[tied[pool]], CUTOFF)
+    far_pool = pool[~tied[pool]]
+    far = (
+        fair_top(rank(scores, far_pool, CUTOFF), newcomer, CUTOFF, fair, scores, far_pool)
+        if len(far_pool)
+        else near[:0]
+    )
+    out: list[int] = []
+    a, b = near.tolist(), far.tolist()
+    while (a or b) and len(out) < CUTOFF:
+        take_a, take_b = a[:per], b[: 10 - per]
+        a, b = a[per:], b[10 - per :]
+        if len(take_a) < per:
+            take_b += b[: per - len(take_a)]
+            b = b[per - len(take_a) :]
+        if len(take_b) < 10 - per:
+            take_a += a[: 10 - per - len(take_b)]
+            a = a[10 - per - len(take_b) :]
+        out += take_a + take_b
+    return np.array(out[:CUTOFF], dtype=np.int64)
+
+
 def _record(
     res: MethodResult,
-    fair_ranked: bool,
+    fair_ranked: bool | np.ndarray,
     scores: np.ndarray,
     pool: np.ndarray,
     pool_mask: np.ndarray,
@@ -379,12 +414,16 @@ def _record(
     index: int,
     fair: FairConfig,
 ) -> None:
-    """Each hidden member's rank and the top 10's newcomer share, FA*IR-reranked for the matcher."""
-    if fair_ranked:
-        fair_list = fair_top(rank(scores, pool, CUTOFF), newcomer, CUTOFF, fair, scores, pool)
-        where = {int(p): r + 1 for r, p in enumerate(fair_list.tolist())}
+    """Each hidden member's rank and the top 10's newcomer share: FA*IR-reranked for the matcher
+    (``fair_ranked`` True), or in a given order (an array: the groups' list)."""
+    if isinstance(fair_ranked, np.ndarray) or fair_ranked:
+        if isinstance(fair_ranked, np.ndarray):
+            ordered = fair_ranked
+        else:
+            ordered = fair_top(rank(scores, pool, CUTOFF), newcomer, CUTOFF, fair, scores, pool)
+        where = {int(p): r + 1 for r, p in enumerate(ordered.tolist())}
         ranks = [where.get(t, 0) for t in q.targets]
-        top10 = fair_list[:10]
+        top10 = ordered[:10]
     else:
         ranks = [_rank_of(scores, pool_mask, t) for t in q.targets]
         top10 = rank(scores, pool, 10)

@@ -49,6 +49,8 @@ class MatchRequest:
     seek_coordinator: bool = False
     call_year: int | None = None  # the call applied to; None: the next one
     fairness: str = QUOTA  # how the newcomer share is held: a quota, or FA*IR's significance test
+    network_k: int = 5  # "from your network": known partners and partners of partners
+    new_k: int = 10  # "new to you": relevant organisations nobody in the consortium has worked with
 
     @property
     def year(self) -> int:
@@ -90,6 +92,9 @@ class MatchResult:
     results: list[Recommendation]
     eligibility: Eligibility
     warnings: list[str] = field(default_factory=list)  # why the request cannot be met as asked
+    # the same pool in two groups: what a coordinator knows of already, and what it could not find alone
+    network: list[Recommendation] = field(default_factory=list)
+    new_to_you: list[Recommendation] = field(default_factory=list)
 
 
 @dataclass
@@ -219,15 +224,42 @@ class Matcher:
         return check([self._member(p) for p in positions], req.action, req.year, req.applicant)
 
     def recommend(self, req: MatchRequest) -> MatchResult:
+        """One ranked list (``k``, newcomer share held by FA*IR) and the same pool in two groups: "from
+        your network" (a shared project with a member, or a partner of a partner: the fitted network
+        ranker's order) and "new to you" (nobody in the consortium has worked with them: ranked by
+        the idea's relevance and complementarity, the network features being zero there, with the
+        newcomer share held within the group)."""
         members = self.positions(req.members)
         f, scores, elig, g = self._score(req, members)
         pool = self.candidates(req, members)
         warnings = self._impossible(req, pool, elig)
         if len(pool) == 0:
             return MatchResult([], elig, warnings)
-        ranked = rank(scores, pool, max(req.k * 5, 50))
-        top = fair_top(ranked, self.newcomer, req.k, self._fair(req), scores, pool)
-        return MatchResult([self._explain(int(p), f, g, scores, members, req, elig) for p in top], elig, warnings)
+        standout = self._standout(f, pool)
+
+        def explain(positions: np.ndarray) -> list[Recommendation]:
+            return [self._explain(int(p), f, g, scores, members, req, elig, standout) for p in positions]
+
+        fair = self._fair(req)
+        top = fair_top(rank(scores, pool, max(req.k * 5, 50)), self.newcomer, req.k, fair, scores, pool)
+        tied = (f.shared > 0) | (f.two_hop > 0)
+        near, far = pool[tied[pool]], pool[~tied[pool]]
+        network = rank(scores, near, req.network_k) if req.network_k > 0 and len(near) else near[:0]
+        fresh = far[:0]
+        if req.new_k > 0 and len(far):
+            fresh = fair_top(rank(scores, far, max(req.new_k * 5, 50)), self.newcomer, req.new_k, fair, scores, far)
+        return MatchResult(explain(top), elig, warnings, explain(network), explain(fresh))
+
+    @staticmethod
+    def _standout(f: Features, pool: np.ndarray) -> tuple[float, float]:
+        """The text and profile similarity a candidate needs for "similar to your idea" to say something:
+        the pool's top decile (and at least 0.3), not a line on every result."""
+        if len(pool) == 0:
+            return (0.3, 0.3)
+        return (
+            max(0.3, float(np.quantile(f.text[pool], 0.9))),
+            max(0.3, float(np.quantile(f.profile[pool], 0.9))),
+        )
 
     def _impossible(self, req: MatchRequest, pool: np.ndarray, elig: Eligibility) -> list[str]:
         """Say so when the filters leave nobody who could make the consortium eligible."""
@@ -264,13 +296,14 @@ class Matcher:
         members: list[int],
         req: MatchRequest,
         elig: Eligibility,
+        standout: tuple[float, float] = (0.3, 0.3),
     ) -> Recommendation:
         """Reasons read from the same features and complementarity gains that scored the candidate."""
         h = self.history
         reasons = self._network_reasons(pos, f, members)
         known = any(r.code == "worked_with" for r in reasons)
         partner_of_partner = any(r.code == "partner_of_partner" for r in reasons)
-        reasons += self._complement_reasons(pos, g, elig) + self._relevance_reasons(pos, f)
+        reasons += self._complement_reasons(pos, g, elig) + self._relevance_reasons(pos, f, standout)
         newcomer = bool(self.newcomer[pos])
         projects, coordinated = int(f.projects[pos]), int(f.coordinated[pos])
         if newcomer:
@@ -321,13 +354,13 @@ class Matcher:
             out.append(Reason("adds_country", label, {"country": country}))
         return out
 
-    def _relevance_reasons(self, pos: int, f: Features) -> list[Reason]:
-        if f.best_project[pos] >= 0 and f.text[pos] > 0.3:
+    def _relevance_reasons(self, pos: int, f: Features, standout: tuple[float, float]) -> list[Reason]:
+        if f.best_project[pos] >= 0 and f.text[pos] >= standout[0]:
             pid = int(self.history.project_ids[f.best_project[pos]])
             title, year = self.projects.get(pid, (None, None))
             label = f'similar past project "{title}"' + (f" ({year})" if year else "")
             return [Reason("similar_project", label, {"project_id": pid, "similarity": round(float(f.text[pos]), 3)})]
-        if f.profile[pos] > 0.3:
+        if f.profile[pos] >= standout[1]:
             similarity = round(float(f.profile[pos]), 3)
             return [Reason("similar_profile", "its profile matches your idea", {"similarity": similarity})]
         return []
@@ -342,6 +375,7 @@ class Matcher:
         members = self.positions(req.members)
         f, base, elig0, g0 = self._score(req, members)
         pool = self.candidates(req, members)
+        standout = self._standout(f, pool)
         used_first: set[int] = set()
         out: list[Consortium] = []
         for _ in range(n):
@@ -375,6 +409,6 @@ class Matcher:
             elig = self._check(team, req)
             if not elig.eligible or not added:
                 continue
-            recs = [self._explain(p, f, g0, base, members, req, elig0) for p in added]
+            recs = [self._explain(p, f, g0, base, members, req, elig0, standout) for p in added]
             out.append(Consortium(recs, elig, sum(r.newcomer for r in recs), sum(r.known_partner for r in recs)))
         return out

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
-from matcher.db import Organisation, Participation, Project, StoredEmbedding, valid_id
+from matcher.db import Organisation, Participation, Project, StoredEmbedding, fold_name, valid_id
 from matcher.newcomer import Experience, NewcomerRule
 from matcher.profiles import PastProject, ProfileSource
 
@@ -78,7 +78,11 @@ def counted_projects(session: Session, rule: NewcomerRule, ids: Sequence[int] | 
 def _filtered(query: Select[Any], f: OrganisationFilter, rule: NewcomerRule) -> Select[Any]:
     query = query.where(Organisation.hidden.is_(False))  # hidden by a moderator: in no list
     if f.name.strip():
-        query = query.where(func.lower(Organisation.name).contains(f.name.strip().lower(), autoescape=True))
+        folded = fold_name(f.name)
+        if folded:  # accents, case, script and punctuation folded alike on both sides
+            query = query.where(Organisation.name_folded.contains(folded, autoescape=True))
+        else:
+            query = query.where(func.lower(Organisation.name).contains(f.name.strip().lower(), autoescape=True))
     if f.countries:
         query = query.where(Organisation.country.in_(f.countries))
     if f.sectors:
@@ -170,12 +174,34 @@ def find_by_id_or_pic(session: Session, ref: int | str) -> int | None:
     return None if found is None else found.id
 
 
-def named_organisations(session: Session) -> list[tuple[int, str]]:
-    """(id, name) of every organisation with a name: what names typed by users are matched against."""
-    return [
-        (int(i), str(n))
-        for i, n in session.execute(select(Organisation.id, Organisation.name).where(Organisation.name.is_not(None)))
-    ]
+@dataclass(frozen=True)
+class NamedOrganisation:
+    id: int
+    name: str
+    country: str | None
+    city: str | None
+
+
+def organisations_named(session: Session, folded: str, whole: bool, limit: int = 10) -> list[NamedOrganisation]:
+    """Visible organisations whose folded name is ``folded`` (``whole``) or contains it, shortest names first."""
+    match = Organisation.name_folded == folded if whole else Organisation.name_folded.contains(folded, autoescape=True)
+    rows = session.execute(
+        select(Organisation.id, Organisation.name, Organisation.country, Organisation.city)
+        .where(match, Organisation.hidden.is_(False))
+        .order_by(func.length(Organisation.name_folded), Organisation.id)
+        .limit(limit)
+    )
+    return [NamedOrganisation(int(i), str(n), c, city) for i, n, c, city in rows]
+
+
+def folded_names(session: Session) -> dict[int, str]:
+    """id -> folded name of every visible named organisation: what typos are matched against."""
+    rows = session.execute(
+        select(Organisation.id, Organisation.name_folded).where(
+            Organisation.name_folded.is_not(None), Organisation.hidden.is_(False)
+        )
+    )
+    return {int(i): str(n) for i, n in rows}
 
 
 def stats(session: Session, rule: NewcomerRule | None = None) -> dict[str, Any]:

@@ -123,6 +123,8 @@ def to_request(body: RecommendationIn) -> MatchRequest:
         newcomer_share=body.newcomer_share,
         call_year=body.call_year,
         fairness=body.fairness,
+        network_k=body.network_k,
+        new_k=body.new_k,
     )
 
 
@@ -190,6 +192,10 @@ def recommendations() -> Response:
     return jsonify(
         {
             "results": [result_json(r) for r in found.result.results],
+            "groups": {
+                "network": [result_json(r) for r in found.result.network],
+                "new_to_you": [result_json(r) for r in found.result.new_to_you],
+            },
             "eligibility": eligibility_json(found.result.eligibility),
             "warnings": found.result.warnings,
             "meta": meta_json(found.index),

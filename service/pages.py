@@ -30,7 +30,7 @@ from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberR
 
 from matcher import eligibility, vocab
 from matcher.accounts import EDITABLE, EMAIL
-from matcher.app import AccountError, DraftPanel, NameTaken
+from matcher.app import AccountError, DraftPanel, NameMatch, NameTaken
 from matcher.recommend import MatchRequest
 from service import limiter
 from service.api import newcomer_items, newcomers_csv
@@ -42,6 +42,7 @@ bp = Blueprint("pages", __name__)
 EMAIL_FORMAT = Regexp(EMAIL.pattern, message="Enter an e-mail address.")
 ACTIONS = [(key, f"{rule.label} ({rule.code})") for key, rule in eligibility.actions().items()]
 CALL_YEARS = list(range(2021, eligibility.default_call_year() + 2))
+MAX_PARTNERS = 50  # as the API: a consortium is at most a few dozen organisations
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -151,15 +152,18 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
         found = pm.find_by_name(form.applicant.data)
         applicant = found.id
         if found.problem:
-            errors.append(("applicant", found.problem))
+            errors.append(("applicant", name_problem(found)))
     partners = []
-    for line in (form.partners.data or "").splitlines():
-        if line.strip():
-            found = pm.find_by_name(line)
-            if found.problem:
-                errors.append(("partners", found.problem))
-            elif found.id is not None:
-                partners.append(found.id)
+    lines = [line for line in (form.partners.data or "").splitlines() if line.strip()]
+    if len(lines) > MAX_PARTNERS:
+        errors.append(("partners", f"at most {MAX_PARTNERS} partners, one per line ({len(lines)} given)"))
+        lines = []
+    for line in lines:
+        found = pm.find_by_name(line)
+        if found.problem:
+            errors.append(("partners", name_problem(found)))
+        elif found.id is not None:
+            partners.append(found.id)
     if errors:
         for field, message in errors:
             getattr(form, field).errors = [*getattr(form, field).errors, message]
@@ -179,6 +183,15 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
     session["search"] = key  # the cookie holds a key, never the idea: any idea up to 5,000 characters fits
     session["draft"] = []
     return redirect(url_for("pages.results", s=key))
+
+
+def name_problem(found: NameMatch) -> str:
+    """The problem with a typed name, naming the organisations it may mean (name, city, country)."""
+    options = [
+        f"{c.name} ({', '.join(x for x in (c.city, vocab.country_name(c.country) if c.country else None) if x)})"
+        for c in found.choices
+    ]
+    return (found.problem or "") + (" " + "; ".join(options) if options else "")
 
 
 def current_search() -> dict[str, Any] | None:
@@ -205,6 +218,8 @@ def current_request(extra: dict[str, Any] | None = None) -> MatchRequest | None:
         newcomer_share=params.get("newcomer_share", MatchRequest.newcomer_share),
         call_year=params.get("call_year"),
         k=params.get("k", 10),
+        network_k=params.get("network_k", MatchRequest.network_k),
+        new_k=params.get("new_k", MatchRequest.new_k),
     )
 
 
@@ -212,7 +227,7 @@ def current_request(extra: dict[str, Any] | None = None) -> MatchRequest | None:
 def results() -> str | WerkzeugResponse:
     country = request.args.get("country", "")
     show = request.args.get("show", "all")
-    extra: dict[str, Any] = {"k": 20}
+    extra: dict[str, Any] = {"k": 20, "network_k": 5, "new_k": 15}
     if country:
         try:
             extra["countries"] = [vocab.normalise_country(country)]
@@ -227,14 +242,32 @@ def results() -> str | WerkzeugResponse:
     except LookupError:
         session.pop("search", None)
         return redirect(url_for("pages.index"))
-    rows = result.results
+    network, fresh = result.network, result.new_to_you
     if show == "newcomers":
-        rows = [r for r in rows if r.newcomer]
+        network, fresh = [r for r in network if r.newcomer], [r for r in fresh if r.newcomer]
     elif show == "known":
-        rows = [r for r in rows if r.known_partner or r.partner_of_partner]
+        fresh = []
+    groups = [
+        (
+            "new",
+            "New to you",
+            "Relevant to your idea and complementary to your consortium; nobody in it has worked with them."
+            + (f" About {round(req.newcomer_share * 100)} % are new to the programme." if req.newcomer_share else ""),
+            fresh,
+        ),
+        (
+            "network",
+            "From your network",
+            "Organisations that have worked with a member of your consortium, or with one of their partners.",
+            network,
+        ),
+    ]
+    if not req.members:  # nobody known yet: there is no network to draw from
+        groups = groups[:1]
     return render_template(
         "results.html",
-        results=rows,
+        groups=groups,
+        empty="No organisation matches these filters.",
         request_=req,
         warnings=result.warnings,
         panel=draft_panel(),

@@ -46,6 +46,7 @@ CallYear = Annotated[int, Field(ge=2014, le=2035), Whole]
 Proposals = Annotated[int, Field(ge=1, le=5), Whole]
 Page = Annotated[int, Field(ge=1, le=10_000), Whole]
 Limit = Annotated[int, Field(ge=1, le=500), Whole]
+GroupSize = Annotated[int, Field(ge=0, le=50), Whole]
 
 Country = Annotated[
     str, AfterValidator(_country_code), WithJsonSchema({"type": "string", "enum": list(vocab.country_codes())})
@@ -66,6 +67,8 @@ class RecommendationIn(BaseModel):
     countries: list[Country] = Field(default_factory=list, max_length=60)
     exclude_countries: list[Country] = Field(default_factory=list, max_length=60)
     k: K = 10
+    network_k: GroupSize = Field(5, description='How many "from your network" (known partners, partners of partners)')
+    new_k: GroupSize = Field(10, description='How many "new to you" (nobody in the consortium has worked with them)')
     newcomer_share: float = Field(FairConfig.share, ge=0.0, le=1.0)
     call_year: CallYear | None = Field(None, description="The call applied to (default: the next one)")
     fairness: Literal["quota", "significance"] = Field(
@@ -117,8 +120,17 @@ class Meta(BaseModel):
     model_id: str
 
 
+class GroupsOut(BaseModel):
+    network: list[ResultOut] = Field(description="Known partners and partners of partners, with the shared project")
+    new_to_you: list[ResultOut] = Field(
+        description="Relevant to the idea, complementary, nobody in the consortium has worked with them; "
+        "the newcomer share is held here"
+    )
+
+
 class RecommendationOut(BaseModel):
-    results: list[ResultOut]
+    results: list[ResultOut] = Field(description="One ranked list of k (both groups mixed), as before")
+    groups: GroupsOut
     warnings: list[str] = Field(default_factory=list, description="Why the request cannot be met as asked")
     eligibility: EligibilityOut
     meta: Meta

@@ -218,3 +218,32 @@ def test_ranker_fit_refuses_too_little_history_and_a_stale_ranker_is_reported(ru
     assert "fitted ranker refused" in ready.get_json()["reasons"][0]
     assert runner.invoke(main, ["ranker", "remove"]).output.startswith("removed")
     assert client.get("/readyz").status_code == 200
+
+
+def test_results_in_two_groups_and_new_to_you_holds_no_old_partner(client) -> None:  # type: ignore[no-untyped-def]
+    applicant, partner = first_pair(client)
+    body = {"idea": "digital skills for adult learners", "applicant": applicant, "partners": [partner]}
+    r = client.post("/api/v1/recommendations", json={**body, "network_k": 4, "new_k": 8, "newcomer_share": 0.3})
+    groups = r.get_json()["groups"]
+    assert len(groups["network"]) == 4 and len(groups["new_to_you"]) == 8
+    known = {
+        p["id"]
+        for m in (applicant, partner)
+        for p in client.get(f"/api/v1/organisations/{m}").get_json()["known_partners"]
+    }
+    fresh = {g["organisation"]["id"] for g in groups["new_to_you"]}
+    assert not fresh & known  # nobody the consortium has worked with
+    assert all(not (g["known_partner"] or g["partner_of_partner"]) for g in groups["new_to_you"])
+    assert all(g["known_partner"] or g["partner_of_partner"] for g in groups["network"])
+    assert (
+        any(g["known_partner"] for g in groups["network"])
+        and {g["organisation"]["id"] for g in groups["network"]} & known
+    )
+    assert sum(g["organisation"]["newcomer"] for g in groups["new_to_you"]) >= 2  # the share is held in the group
+    # the similarity line stands out (the pool's top decile): never on every result of a long list
+    long = client.post("/api/v1/recommendations", json={**body, "k": 60}).get_json()["results"]
+    pool = client.get("/api/v1/organisations").get_json()["total"] - 2
+    similar = [g for g in long if any(x["code"].startswith("similar") for x in g["reasons"])]
+    assert 0 < len(similar) <= pool // 10 + 1 < len(long)
+    alone = client.post("/api/v1/recommendations", json={"idea": body["idea"], "network_k": 3}).get_json()["groups"]
+    assert alone["network"] == [] and len(alone["new_to_you"]) == 10  # nobody known: no network to draw from

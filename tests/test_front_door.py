@@ -107,3 +107,40 @@ def test_migrations_upgrade_a_populated_database(db_url: str) -> None:
         assert old is not None and old.hidden is False and old.owner_id is None
         assert [(p.project.family, p.funded) for p in old.participations] == [("erasmus", False)]  # backfilled
     database.dispose()
+
+
+def test_names_match_across_accents_case_and_scripts_and_are_never_picked_silently(
+    app, client: FlaskClient, auth: dict[str, str]
+) -> None:  # type: ignore[no-untyped-def]
+    pm = app.extensions["partner_match"]
+    greek = {
+        "name": "Πανεπιστήμιο Θεσσαλίας",
+        "country": "EL",
+        "sector": "higher_education",
+        "description": "A public university in Volos teaching engineering, agriculture and education.",
+    }
+    created = client.post("/api/v1/organisations", json=greek, headers=auth)
+    assert created.status_code == 201, created.get_json()
+    greek_id = created.get_json()["id"]
+    assert pm.find_by_name("panepistimio thessalias").id == greek_id  # typed in Latin letters
+    assert pm.find_by_name("ΠΑΝΕΠΙΣΤΗΜΙΟ ΘΕΣΣΑΛΙΑΣ").id == greek_id  # capitals, no accents
+    kosice = pm.find_by_name("green skills lab kosice")  # stored as "Green Skills Lab Košice"
+    assert kosice.id is not None and kosice.problem is None
+    part = pm.find_by_name("Technical")  # part of several names: a choice, not a pick
+    assert part.id is None and len(part.choices) >= 2 and "choose one" in (part.problem or "")
+    assert all("technical" in c.name.casefold() for c in part.choices)
+    typo = pm.find_by_name("Green Skils Lab Kosice")
+    assert typo.id is None and any(c.id == kosice.id for c in typo.choices)
+    assert pm.find_by_name("!!!").id is None
+    # the API's name search folds alike, so autocomplete finds the Greek name typed in Latin letters
+    items = client.get("/api/v1/organisations", query_string={"q": "thessalias"}).get_json()["items"]
+    assert [o["id"] for o in items] == [greek_id]
+    # the search form names the choices instead of choosing
+    page = client.get("/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token
+    form = {"idea": "robots", "action": "cooperation", "newcomer_share": "30", "csrf_token": token.group(1)}
+    r = client.post("/search", data={**form, "partners": "Technical"})
+    assert r.status_code == 400 and "choose one" in r.get_data(as_text=True)
+    r = client.post("/search", data={**form, "partners": "\n".join(["Technical"] * 51)})
+    assert r.status_code == 400 and "at most 50 partners" in r.get_data(as_text=True)
