@@ -95,10 +95,15 @@ class Listed:
 
 @dataclass
 class OrganisationPage:
+    """One page of a list, with what a reader needs to page through it."""
+
     items: list[Listed]
     total: int
     page: int
     pages: int
+
+
+NewcomerList = OrganisationPage
 
 
 @dataclass
@@ -298,6 +303,19 @@ class PartnerMatch:
         if choices:
             return NameMatch(None, f'No organisation is called "{name.strip()}". Did you mean one of these?', choices)
         return NameMatch(None, f'No organisation called "{name.strip()}" is registered.')
+
+    def newcomers(
+        self,
+        theme: str = "",
+        countries: Sequence[str] = (),
+        sectors: Sequence[str] = (),
+        page: int = 1,
+        page_size: int = 50,
+    ) -> OrganisationPage:
+        """Organisations new to the programme, by relevance to ``theme`` (by name without one): the
+        national agency's list. Several countries and sectors at once; a page past the end is empty."""
+        flt = OrganisationFilter(countries=tuple(countries), sectors=tuple(sectors), newcomer=True)
+        return self.search(OrganisationQuery(flt, theme=theme, page=page, page_size=page_size))
 
     def search(self, q: OrganisationQuery) -> OrganisationPage:
         """Organisations passing the filters: by similarity to the theme when there is one, else by name.

@@ -6,8 +6,6 @@ Over 400 lines: every endpoint with its OpenAPI declaration; each view is a few 
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import json
 from dataclasses import asdict
 from typing import Any
@@ -32,6 +30,7 @@ from matcher.recommend import MatchRequest, Recommendation, UnknownOrganisation
 from service import csrf, limiter
 from service.auth import token_actor
 from service.errors import error_response
+from service.exports import export_name, newcomers_csv
 from service.schemas import (
     ConflictOut,
     ConsortiaIn,
@@ -359,45 +358,6 @@ def update(org_id: int) -> Response:
     )
 
 
-def newcomer_query(q: NewcomersQuery) -> OrganisationQuery:
-    """Newcomers passing the filters, by relevance to the theme (by name without one)."""
-    return OrganisationQuery(
-        OrganisationFilter(
-            countries=(q.country,) if q.country else (), sectors=(q.sector,) if q.sector else (), newcomer=True
-        ),
-        theme=q.theme,
-        page=1,
-        page_size=q.limit,
-    )
-
-
-def newcomer_items(q: NewcomersQuery) -> list[dict[str, Any]]:
-    items = partner_match().search(newcomer_query(q)).items
-    return [{**listed_json(o, NewcomerOut), "score": o.score or 0.0} for o in items]
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """A cell Excel or LibreOffice will not run as a formula (OWASP CSV injection): text that starts with
-    ``= + - @``, a tab or a carriage return gets a leading apostrophe; line breaks become spaces."""
-    if not isinstance(value, str):
-        return value
-    text = value.replace("\r\n", " ").replace("\n", " ")
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def newcomers_csv(items: list[dict[str, Any]]) -> Response:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer, fieldnames=["id", "name", "country", "city", "sector", "org_type", "website", "score", "description"]
-    )
-    writer.writeheader()
-    for item in items:
-        writer.writerow({k: spreadsheet_safe(v) for k, v in item.items()})
-    response = Response(buffer.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = 'attachment; filename="newcomers.csv"'
-    return response
-
-
 @bp.get("/newcomers")
 @spec.validate(
     query=NewcomersQuery,
@@ -406,15 +366,18 @@ def newcomers_csv(items: list[dict[str, Any]]) -> Response:
     skip_validation=True,
 )
 def newcomers() -> Response:
-    """Organisations new to the programme, ranked by relevance to a theme; JSON or CSV (``format=csv``)."""
+    """Organisations new to the programme, by relevance to a theme (by name without one), a page of ``limit``;
+    JSON or CSV (``format=csv``: UTF-8 with a byte-order mark, labels, as the page's download)."""
     try:
         q = NewcomersQuery.model_validate(request.args.to_dict())
     except ValidationError as exc:
         return validation_error(exc)
-    items = newcomer_items(q)
+    countries, sectors = [q.country] if q.country else [], [q.sector] if q.sector else []
+    found = partner_match().newcomers(q.theme, countries, sectors, page=q.page, page_size=q.limit)
     if q.format == "csv":
-        return newcomers_csv(items)
-    return jsonify({"items": items, "theme": q.theme})
+        return newcomers_csv(found, export_name(q.theme, countries, sectors))
+    items = [listed_json(o, NewcomerOut) for o in found.items]
+    return jsonify({"items": items, "theme": q.theme, "total": found.total, "page": found.page, "pages": found.pages})
 
 
 @health.get("/livez")

@@ -7,6 +7,7 @@ Over 400 lines: the public pages and their forms, each view a few lines over the
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import login_required
@@ -30,12 +31,11 @@ from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberR
 
 from matcher import eligibility, vocab
 from matcher.accounts import EDITABLE, EMAIL
-from matcher.app import AccountError, DraftPanel, NameMatch, NameTaken
+from matcher.app import AccountError, DraftPanel, NameMatch, NameTaken, NewcomerList
 from matcher.recommend import MatchRequest
 from service import limiter
-from service.api import newcomer_items, newcomers_csv
 from service.auth import own_path, page_actor, signed_in
-from service.schemas import NewcomersQuery
+from service.exports import export_name, newcomers_csv, newcomers_xlsx
 from service.state import partner_match
 
 bp = Blueprint("pages", __name__)
@@ -120,9 +120,16 @@ class RegisterForm(FlaskForm):
 
 
 class NewcomerFilter(Form):
-    theme = StringField("Theme", validators=[Optional(), Length(max=500)])
-    country = SelectField("Country", choices=[("", "Any country")] + country_choices(), validators=[Optional()])
-    sector = SelectField("Sector", choices=[("", "Any sector")] + sector_choices(), validators=[Optional()])
+    theme = StringField(
+        "Theme", validators=[Optional(), Length(max=500)], description="Ranks by relevance; without it, by name"
+    )
+    country = SelectMultipleField(
+        "Countries", choices=country_choices(), validators=[Optional()], description="None chosen: every country"
+    )
+    sector = SelectMultipleField(
+        "Sectors", choices=sector_choices(), validators=[Optional()], description="None chosen: every sector"
+    )
+    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(1, 10_000)])
 
 
 def members_of(search: dict[str, Any]) -> list[int]:
@@ -332,32 +339,55 @@ def organisation(org_id: int) -> str:
     )
 
 
-def _newcomer_query() -> NewcomersQuery:
+NEWCOMER_PAGE = 50
+EXPORT_MAX = 10_000  # a whole country's newcomers fit; larger lists page through the API
+
+
+def _newcomer_filter() -> NewcomerFilter:
     form = NewcomerFilter(request.args)
     if not form.validate():
         abort(400, "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items()))
-    try:
-        return NewcomersQuery(
-            theme=form.theme.data or "", country=form.country.data or None, sector=form.sector.data or None, limit=50
-        )
-    except ValueError as exc:
-        abort(400, str(exc))
+    return form
+
+
+def _newcomer_list(form: NewcomerFilter, page: int, size: int) -> NewcomerList:
+    return partner_match().newcomers(
+        theme=form.theme.data or "",
+        countries=tuple(form.country.data or ()),
+        sectors=tuple(form.sector.data or ()),
+        page=page,
+        page_size=size,
+    )
 
 
 @bp.get("/newcomers")
 def newcomers() -> str:
-    items = newcomer_items(_newcomer_query())
+    form = _newcomer_filter()
+    found = _newcomer_list(form, form.page.data or 1, NEWCOMER_PAGE)
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k != "page"]
+
+    def page_url(n: int) -> str:
+        return url_for("pages.newcomers") + "?" + urlencode([*kept, ("page", str(n))])
+
     return render_template(
         "newcomers.html",
-        items=items,
-        form=NewcomerFilter(request.args),
-        csv_url=url_for("pages.newcomers_download") + ("?" + request.query_string.decode() if request.args else ""),
+        found=found,
+        form=form,
+        first=(found.page - 1) * NEWCOMER_PAGE + 1,
+        previous=page_url(found.page - 1) if found.page > 1 else None,
+        next=page_url(found.page + 1) if found.page < found.pages else None,
     )
 
 
-@bp.get("/newcomers.csv")
-def newcomers_download() -> Response:
-    return newcomers_csv(newcomer_items(_newcomer_query()))
+@bp.get("/newcomers.<any(csv, xlsx):kind>")
+def newcomers_download(kind: str) -> Response:
+    """Every newcomer matching the filters (up to EXPORT_MAX), as a file Excel opens cleanly in any locale."""
+    form = _newcomer_filter()
+    found = _newcomer_list(form, 1, EXPORT_MAX)
+    name = export_name(form.theme.data or "", form.country.data or [], form.sector.data or [])
+    if kind == "xlsx":
+        return newcomers_xlsx(found, name)
+    return newcomers_csv(found, name, ";" if request.args.get("sep") == "semicolon" else ",")
 
 
 def _register_values(form: RegisterForm) -> dict[str, Any]:

@@ -300,18 +300,22 @@ class NewcomersQuery(BaseModel):
     country: Country | None = None
     sector: Sector | None = None
     limit: Limit = 50
+    page: Page = 1
     format: Literal["json", "csv"] = "json"
 
 
 class NewcomerOut(OrganisationListed):
     website: str | None
-    score: float
+    score: float | None = Field(description="Relevance to the theme; null without a theme")
     description: str | None
 
 
 class NewcomersOut(BaseModel):
     items: list[NewcomerOut]
     theme: str
+    total: int
+    page: int
+    pages: int
 
 
 class Health(BaseModel):

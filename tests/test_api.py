@@ -145,8 +145,10 @@ def test_newcomers_json_and_csv(client) -> None:  # type: ignore[no-untyped-def]
     assert scores == sorted(scores, reverse=True)
     r = client.get("/api/v1/newcomers?theme=adult literacy&format=csv")
     assert r.status_code == 200 and r.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(r.data.decode())))
-    assert rows and {"id", "name", "country", "sector", "description"} <= set(rows[0])
+    rows = list(csv.DictReader(io.StringIO(r.data.decode("utf-8-sig"))))
+    assert rows and {"Name", "Country", "Sector", "Description", "Page", "Relevance to the theme"} <= set(rows[0])
+    plain = client.get("/api/v1/newcomers?limit=5&page=2").get_json()
+    assert plain["page"] == 2 and plain["total"] > 10 and all(o["score"] is None for o in plain["items"])
     assert client.get("/api/v1/newcomers?format=xml").status_code == 400
 
 

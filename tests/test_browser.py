@@ -102,11 +102,14 @@ def test_newcomer_list_and_csv_download(page, live_server) -> None:  # type: ign
     page.get_by_role("button", name="Show").click()
     assert page.locator(".result").count() > 0
     page.screenshot(path=str(ARTIFACTS / "newcomers.png"), full_page=True)
+    page.get_by_label("Theme").fill("digital skills")  # changed on screen, not submitted
+    page.get_by_label("Countries").select_option(["EE", "LV"])
     with page.expect_download() as info:
-        page.get_by_role("link", name="Download CSV").click()
-    path = info.value.path()
-    text = Path(path).read_text(encoding="utf-8")
-    assert text.startswith("id,name,country") and len(text.splitlines()) > 1
+        page.get_by_role("button", name="CSV with semicolons").click()
+    assert info.value.suggested_filename == "newcomers-EE-LV-digital-skills.csv"  # the filters on screen
+    text = Path(info.value.path()).read_text(encoding="utf-8-sig")
+    rows = [line.split(";") for line in text.splitlines()]
+    assert rows[0][:2] == ["Name", "Country"] and {r[1] for r in rows[1:]} <= {"Estonia", "Latvia"} and len(rows) > 1
 
 
 def sign_up_and_confirm(page, live_server, email: str) -> None:  # type: ignore[no-untyped-def]
