@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, jsonify, render_template, request, url_for
 from pydantic import BaseModel, ValidationError
 from spectree import Response as SpecResponse
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
@@ -83,6 +83,7 @@ spec = SpecTree(
     title="partner-match API",
     version="1",
     path="apidoc",
+    page_templates={},  # no CDN pages: /api/docs serves Swagger UI from the site's own static files
     before=_validation_hook,
     validation_error_status=400,
     annotations=False,
@@ -105,6 +106,23 @@ spec = SpecTree(
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 health = Blueprint("health", __name__)
+apidocs = Blueprint("apidocs", __name__, url_prefix="/api/docs")
+
+# Swagger UI's own stylesheet sets inline styles; scripts stay 'self' only, as on every page
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+@apidocs.get("")
+def page() -> Response:
+    """The interactive API reference: Swagger UI 5 from the site's own static files (OpenAPI 3.1), no CDN."""
+    response = Response(render_template("apidocs.html"), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = DOCS_CSP
+    return response
+
+
 
 
 def to_request(body: RecommendationIn) -> MatchRequest:
@@ -404,6 +422,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(health)
     app.register_blueprint(bp)
     app.register_blueprint(health)
+    app.register_blueprint(apidocs)
     spec.register(app)
 
     @app.get("/openapi.json")

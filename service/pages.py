@@ -548,3 +548,9 @@ def init_app(app: Flask) -> None:
             "country_name": vocab.country_name,
             "csrf_token_form": lambda: Markup(f'<input type="hidden" name="csrf_token" value="{generate_csrf()}">'),
         }
+
+
+@bp.get("/favicon.ico")
+def favicon() -> WerkzeugResponse:
+    """Browsers ask for it whatever the page says."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)

@@ -190,7 +190,12 @@ def test_openapi_document(client) -> None:  # type: ignore[no-untyped-def]
         "/livez",
         "/readyz",
     } <= set(doc["paths"])
-    assert client.get("/apidoc/swagger/").status_code in (200, 308)
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200 and "/static/swagger-ui/swagger-ui-bundle.js" in docs.get_data(as_text=True)
+    assert "cdn" not in docs.get_data(as_text=True).lower()
+    bundle = client.get("/static/swagger-ui/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.data) > 100_000  # served by the site itself
+    assert client.get("/favicon.ico").status_code in (200, 301, 302, 308)
 
 
 def test_ranker_fit_refuses_too_little_history_and_a_stale_ranker_is_reported(runner, client, demo_env) -> None:  # type: ignore[no-untyped-def]

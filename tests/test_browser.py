@@ -191,3 +191,15 @@ def test_a_long_greek_idea_survives_the_round_trip(page, live_server) -> None:  
     assert page.locator(".result").count() >= 5 and idea[:300] in page.content()
     cookies = page.context.cookies()
     assert all(len(c["value"]) < 1000 for c in cookies)
+
+
+def test_swagger_ui_renders_from_the_sites_own_files(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(live_server) else None)
+    page.goto(live_server + "/")
+    page.get_by_role("link", name="API", exact=True).click()
+    page.wait_for_selector(".opblock", timeout=20_000)
+    assert page.locator(".opblock").count() >= 8 and "OAS 3.1" in page.content()
+    assert errors == [] and outside == []  # nothing blocked by the CSP, nothing fetched from a CDN
