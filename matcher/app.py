@@ -125,6 +125,26 @@ class IndexInfo:
 class Recommendations:
     result: MatchResult
     index: IndexInfo
+    cards: dict[int, Card] = field(default_factory=dict)  # what a result card shows beyond the ranking
+
+
+@dataclass(frozen=True)
+class Card:
+    """Where an organisation is and what it says it does, in a line."""
+
+    city: str | None
+    summary: str | None
+
+
+def first_sentence(text: str | None, limit: int = 200) -> str | None:
+    """The first sentence (a stop after 20 characters or more: "Dr." is not one), at most ``limit``."""
+    if not text or not text.strip():
+        return None
+    flat = " ".join(text.split())
+    stops = (i + 1 for i, ch in enumerate(flat) if i >= 20 and ch in ".!?" and flat[i + 1 : i + 2] in ("", " "))
+    end = next(stops, len(flat))
+    line = flat[: min(end, limit)]
+    return line if len(line) == len(flat[:end]) else line.rstrip() + "…"
 
 
 @dataclass
@@ -246,7 +266,12 @@ class PartnerMatch:
     # ------------------------------------------------------------------ matching
     def recommend(self, req: MatchRequest) -> Recommendations:
         """Ranked partners for a request, with reasons and the consortium's eligibility."""
-        return Recommendations(self.matcher().recommend(req), self._info())
+        result = self.matcher().recommend(req)
+        ids = {r.organisation_id for r in [*result.results, *result.network, *result.new_to_you]}
+        with self.db.session() as s:
+            found = registry.organisations_by_id(s, ids)
+            cards = {i: Card(o.city, first_sentence(o.description)) for i, o in found.items()}
+        return Recommendations(result, self._info(), cards)
 
     def propose(self, req: MatchRequest, n: int = 3) -> Proposals:
         """Alternative complete, eligible consortia."""

@@ -123,8 +123,6 @@ def page() -> Response:
     return response
 
 
-
-
 def to_request(body: RecommendationIn) -> MatchRequest:
     """The domain request; LookupError names the field of an unknown organisation."""
     pm = partner_match()

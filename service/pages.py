@@ -82,6 +82,7 @@ class SearchForm(FlaskForm):
     )
     sectors = MultiCheckboxField("Sectors you want in the consortium", choices=sector_choices())
     countries = SelectMultipleField("Only these countries (optional)", choices=country_choices())
+    exclude_countries = SelectMultipleField("Leave out these countries (optional)", choices=country_choices())
     newcomer_share = IntegerField(
         "Share of newcomers in the results (%)",
         default=round(100 * MatchRequest.newcomer_share),
@@ -183,6 +184,7 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
             "partners": partners,
             "sectors": form.sectors.data or [],
             "countries": form.countries.data or [],
+            "exclude_countries": form.exclude_countries.data or [],
             "newcomer_share": (form.newcomer_share.data or 0) / 100,
             "call_year": int(form.call_year.data or eligibility.default_call_year()),
         }
@@ -222,6 +224,7 @@ def current_request(extra: dict[str, Any] | None = None) -> MatchRequest | None:
         partners=[*params.get("partners", []), *session.get("draft", [])],
         sectors=params.get("sectors", []),
         countries=params.get("countries", []),
+        exclude_countries=params.get("exclude_countries", []),
         newcomer_share=params.get("newcomer_share", MatchRequest.newcomer_share),
         call_year=params.get("call_year"),
         k=params.get("k", 10),
@@ -234,7 +237,9 @@ def current_request(extra: dict[str, Any] | None = None) -> MatchRequest | None:
 def results() -> str | WerkzeugResponse:
     country = request.args.get("country", "")
     show = request.args.get("show", "all")
-    extra: dict[str, Any] = {"k": 20, "network_k": 5, "new_k": 15}
+    asked = request.args.get("more", "0")
+    more = min(int(asked), 3) if asked.isdigit() else 0  # "more results": 15 more new to you, each time
+    extra: dict[str, Any] = {"k": 20, "network_k": 5 * (1 + more), "new_k": 15 * (1 + more)}
     if country:
         try:
             extra["countries"] = [vocab.normalise_country(country)]
@@ -245,10 +250,11 @@ def results() -> str | WerkzeugResponse:
         flash("Describe your project idea first.")
         return redirect(url_for("pages.index"))
     try:
-        result = partner_match().recommend(req).result
+        found = partner_match().recommend(req)
     except LookupError:
         session.pop("search", None)
         return redirect(url_for("pages.index"))
+    result = found.result
     network, fresh = result.network, result.new_to_you
     if show == "newcomers":
         network, fresh = [r for r in network if r.newcomer], [r for r in fresh if r.newcomer]
@@ -274,6 +280,10 @@ def results() -> str | WerkzeugResponse:
     return render_template(
         "results.html",
         groups=groups,
+        cards=found.cards,
+        more_url=url_for("pages.results") + "?" + urlencode({**request.args.to_dict(), "more": str(more + 1)})
+        if more < 3
+        else None,
         empty="No organisation matches these filters.",
         request_=req,
         warnings=result.warnings,

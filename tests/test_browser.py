@@ -85,10 +85,18 @@ def test_search_add_to_draft_changes_eligibility(page, live_server) -> None:  # 
     before = panel.locator(".members li").count()
     missing_before = panel.locator(".missing").inner_text()
     page.screenshot(path=str(ARTIFACTS / "results.png"), full_page=True)
-    page.locator(".result").first.get_by_role("button", name="Add to draft consortium").click()
-    page.wait_for_load_state()
+    second = page.locator(".result").nth(1)
+    second.scroll_into_view_if_needed()
+    y = page.evaluate("window.scrollY")
+    url = page.url
+    second.locator(".draft-form button").click()  # no reload: the panel and the button change in place
+    page.locator("#eligibility .members li").nth(before).wait_for()  # the CSP forbids wait_for_function's eval
     panel = page.locator("#eligibility")
-    assert panel.locator(".members li").count() == before + 1
+    assert page.url == url and abs(page.evaluate("window.scrollY") - y) < 5  # the user's place kept
+    assert second.locator(".draft-form button").inner_text() == "Remove from draft"
+    assert page.evaluate("document.activeElement.textContent") == "Remove from draft"
+    labels = page.locator(".result .draft-form button").evaluate_all("bs => bs.map(b => b.getAttribute('aria-label'))")
+    assert len(set(labels)) == len(labels)  # every button says which organisation it adds
     assert panel.locator(".missing").count() == 0 or panel.locator(".missing").inner_text() != missing_before
     page.screenshot(path=str(ARTIFACTS / "results-with-draft.png"), full_page=True)
     page.get_by_role("link", name="See whole-consortium proposals").click()

@@ -46,4 +46,41 @@
       add.value = "";
     });
   }
+
+  // Add to / remove from the draft without reloading: the same POST as without JavaScript, then the
+  // panel and the clicked result are swapped for their new versions, and the focus stays put.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.classList || !form.classList.contains("draft-form") || !window.fetch || !window.DOMParser) { return; }
+    event.preventDefault();
+    var id = form.querySelector("input[name=org_id]").value;
+    var fromPanel = !!form.closest("#eligibility");
+    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var panel = document.getElementById("eligibility");
+        var fresh = doc.getElementById("eligibility");
+        if (panel && fresh) { panel.replaceWith(fresh); }
+        var card = document.getElementById("org-" + id);
+        var newCard = doc.getElementById("org-" + id);
+        if (card && newCard) {
+          var old = card.querySelector(".draft-form");
+          var replacement = newCard.querySelector(".draft-form");
+          if (old && replacement) { old.replaceWith(replacement); }
+        } else if (card) {  // now a member, so no longer a suggestion: the card stays, its button flips
+          var op = card.querySelector(".draft-form input[name=op]");
+          var button = card.querySelector(".draft-form button");
+          var adding = op.value === "add";
+          var name = card.querySelector("h3 a, h2 a").textContent;
+          op.value = adding ? "remove" : "add";
+          button.className = op.value;
+          button.textContent = adding ? "Remove from draft" : "Add to draft consortium";
+          button.setAttribute("aria-label", button.textContent + ": " + name);
+        }
+        var target = fromPanel ? document.querySelector("#eligibility h2") : card && card.querySelector(".draft-form button");
+        if (target) { if (fromPanel) { target.setAttribute("tabindex", "-1"); } target.focus(); }
+      })
+      .catch(function () { form.submit(); });  // fall back to the plain form
+  });
 }());
