@@ -18,6 +18,7 @@ from flask import Response, url_for
 
 from matcher import vocab
 from matcher.app import Listed, OrganisationPage
+from matcher.eligibility import Eligibility
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -87,4 +88,64 @@ def newcomers_xlsx(found: OrganisationPage, name: str) -> Response:
     book.save(out)
     response = Response(out.getvalue(), mimetype=XLSX)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
+    return response
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 organisation``, ``2 organisations``: every count a page or a file shows."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
+def consortium_rows(
+    members: list[Listed], verdict: Eligibility, roles: dict[Any, str]
+) -> tuple[list[str], list[list[Any]]]:
+    header = ["Role", "Name", "Country", "City", "Sector", "Organisation type", "Website", "Page"]
+    rows = [
+        [
+            spreadsheet_safe(c)
+            for c in (
+                roles.get(m.id, "Partner (draft)"),
+                m.name,
+                vocab.country_name(m.country) if m.country else "",
+                m.city or "",
+                vocab.sectors().get(m.sector, m.sector),
+                m.org_type or "",
+                m.website or "",
+                url_for("pages.organisation", org_id=m.id, _external=True),
+            )
+        ]
+        for m in members
+    ]
+    status = "eligible" if verdict.eligible else "not yet eligible"
+    rows.append([])
+    rows.append([f"Programme Guide, {verdict.call_year} call: {status}"])
+    rows.extend([["Missing", m] for m in verdict.missing])
+    rows.extend([["Note", n] for n in verdict.notes])
+    return header, rows
+
+
+def consortium_csv(members: list[Listed], verdict: Eligibility, roles: dict[Any, str]) -> Response:
+    header, rows = consortium_rows(members, verdict, roles)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    response = Response("\ufeff" + buffer.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="draft-consortium.csv"'
+    return response
+
+
+def consortium_xlsx(members: list[Listed], verdict: Eligibility, roles: dict[Any, str]) -> Response:
+    from openpyxl import Workbook
+
+    header, rows = consortium_rows(members, verdict, roles)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Draft consortium")
+    sheet.append(header)
+    for r in rows:
+        sheet.append(r)
+    out = io.BytesIO()
+    book.save(out)
+    response = Response(out.getvalue(), mimetype=XLSX)
+    response.headers["Content-Disposition"] = 'attachment; filename="draft-consortium.xlsx"'
     return response

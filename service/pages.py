@@ -35,7 +35,7 @@ from matcher.app import AccountError, DraftPanel, NameMatch, NameTaken, Newcomer
 from matcher.recommend import MatchRequest
 from service import limiter
 from service.auth import own_path, page_actor, signed_in
-from service.exports import export_name, newcomers_csv, newcomers_xlsx
+from service.exports import consortium_csv, consortium_xlsx, export_name, newcomers_csv, newcomers_xlsx, plural
 from service.state import partner_match
 
 bp = Blueprint("pages", __name__)
@@ -145,7 +145,27 @@ def members_of(search: dict[str, Any]) -> list[int]:
 
 @bp.get("/")
 def index() -> str:
-    return render_template("search.html", form=SearchForm())
+    """The search form; with ``?s=`` (from "Edit search" or a shared link) filled in with that search."""
+    saved = partner_match().load_search(request.args.get("s", ""))
+    form = SearchForm(data=form_data(saved) if saved else None)
+    return render_template("search.html", form=form, editing=bool(saved))
+
+
+def form_data(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved search as the form's fields: organisations by name again."""
+    ids = [i for i in [saved.get("applicant"), *saved.get("partners", [])] if i]
+    names = {m.id: m.name for m in partner_match().draft(ids, saved.get("action", "cooperation")).members}
+    return {
+        "idea": saved.get("idea", ""),
+        "applicant": names.get(saved.get("applicant") or 0, ""),
+        "partners": "\n".join(names[i] for i in saved.get("partners", []) if i in names),
+        "action": saved.get("action", "cooperation"),
+        "call_year": str(saved.get("call_year") or eligibility.default_call_year()),
+        "sectors": saved.get("sectors", []),
+        "countries": saved.get("countries", []),
+        "exclude_countries": saved.get("exclude_countries", []),
+        "newcomer_share": round(100 * float(saved.get("newcomer_share", MatchRequest.newcomer_share))),
+    }
 
 
 @bp.post("/search")
@@ -190,7 +210,10 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
         }
     )
     session["search"] = key  # the cookie holds a key, never the idea: any idea up to 5,000 characters fits
-    session["draft"] = []
+    kept = [i for i in session.get("draft", []) if i != applicant and i not in partners]
+    session["draft"] = kept  # a refined search keeps the consortium being built
+    if kept:
+        flash(f"Your draft consortium ({plural(len(kept), 'organisation')} you added) is kept for this search.")
     return redirect(url_for("pages.results", s=key))
 
 
@@ -208,7 +231,7 @@ def current_search() -> dict[str, Any] | None:
     key = request.args.get("s") or session.get("search")
     params = partner_match().load_search(key) if isinstance(key, str) else None
     if params is not None and key != session.get("search"):
-        session["search"], session["draft"] = key, []
+        session["search"], session["draft"] = key, list(params.get("draft", []))  # a shared consortium
     return params
 
 
@@ -281,6 +304,7 @@ def results() -> str | WerkzeugResponse:
         "results.html",
         groups=groups,
         cards=found.cards,
+        search_key=session.get("search"),
         more_url=url_for("pages.results") + "?" + urlencode({**request.args.to_dict(), "more": str(more + 1)})
         if more < 3
         else None,
@@ -323,6 +347,33 @@ def draft() -> WerkzeugResponse:
         current.remove(org_id)
     session["draft"] = current
     return redirect(own_path(request.form.get("next")) or url_for("pages.results"))
+
+
+@bp.post("/draft/share")
+def share_draft() -> WerkzeugResponse:
+    """A link to this search with the draft consortium in it: anyone who opens it sees the same."""
+    form = FlaskForm()
+    search = current_search()
+    if not form.validate_on_submit() or search is None:
+        abort(400, "nothing to share yet: search first")
+    key = partner_match().save_search({**search, "draft": list(session.get("draft", []))})
+    session["search"] = key
+    flash("This page's address now holds your search and draft consortium: copy it to share them.")
+    return redirect(url_for("pages.results", s=key))
+
+
+@bp.get("/draft.<any(csv, xlsx):kind>")
+def export_draft(kind: str) -> Response:
+    """The draft consortium with the Programme Guide's verdict, as a file for the application team."""
+    search = current_search()
+    if search is None:
+        abort(404, "no search yet: describe your project idea first")
+    panel = draft_panel()
+    roles = {search.get("applicant"): "Applicant (coordinator)"}
+    roles.update({i: "Partner" for i in search.get("partners", [])})
+    if kind == "xlsx":
+        return consortium_xlsx(panel["members"], panel["eligibility"], roles)
+    return consortium_csv(panel["members"], panel["eligibility"], roles)
 
 
 @bp.get("/consortia")

@@ -1,0 +1,66 @@
+"""A search is a link: the form comes back filled in, a refined search keeps the draft consortium,
+and the draft can be shared as a link or taken away as a file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from flask import Flask
+
+
+def token(client) -> str:  # type: ignore[no-untyped-def]
+    found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/").get_data(as_text=True))
+    assert found
+    return found.group(1)
+
+
+def test_edit_search_keeps_everything_and_a_refined_search_keeps_the_draft(app: Flask) -> None:
+    client = app.test_client()
+    items = client.get("/api/v1/organisations?newcomer=false").get_json()["items"]
+    applicant, partner, extra = items[0], items[1], items[2]
+    form = {
+        "idea": "Ψηφιακές δεξιότητες για ενήλικες",
+        "applicant": applicant["name"],
+        "partners": partner["name"],
+        "action": "cooperation",
+        "call_year": "2027",
+        "sectors": ["youth", "vet"],
+        "exclude_countries": ["TR"],
+        "newcomer_share": "40",
+        "csrf_token": token(client),
+    }
+    r = client.post("/search", data=form)
+    assert r.status_code == 302
+    key = re.search(r"s=([\w-]+)", r.headers["Location"]).group(1)  # type: ignore[union-attr]
+    results = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert f'href="/?s={key}"' in results  # "Edit search"
+    page = client.get(f"/?s={key}").get_data(as_text=True)
+    assert "Edit your search" in page and "Ψηφιακές δεξιότητες για ενήλικες" in page
+    assert f'value="{applicant["name"]}"' in page and partner["name"] in page
+    assert re.search(r'<input checked[^>]*value="youth"', page) and re.search(r'<option selected value="TR"', page)
+    assert 'value="40"' in page
+    # add one to the draft, then refine the search: the draft survives
+    client.post("/draft", data={"org_id": extra["id"], "op": "add", "next": "/results", "csrf_token": token(client)})
+    r = client.post("/search", data={**form, "idea": "digital skills for adults", "csrf_token": token(client)})
+    refined = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert (
+        "is kept for this search" in refined
+        and f'/organisations/{extra["id"]}"' in refined.split('id="eligibility"')[1]
+    )
+    # share it: another browser opening the link sees the same draft consortium
+    shared = client.post("/draft/share", data={"csrf_token": token(client)})
+    assert shared.status_code == 302
+    other = app.test_client().get(shared.headers["Location"]).get_data(as_text=True)
+    assert f'/organisations/{extra["id"]}"' in other.split('id="eligibility"')[1]
+    # and take it away as a file Excel reads (byte-order mark, roles, the Guide's verdict)
+    data = client.get("/draft.csv").data
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(data[3:].decode())))
+    roles = {row[1]: row[0] for row in rows[1:] if len(row) > 1 and row[0] not in ("Missing", "Note")}
+    assert roles[applicant["name"]] == "Applicant (coordinator)" and roles[partner["name"]] == "Partner"
+    assert roles[extra["name"]] == "Partner (draft)" and any(
+        row and row[0].startswith("Programme Guide") for row in rows
+    )
+    assert client.get("/draft.xlsx").status_code == 200
