@@ -350,7 +350,7 @@ class Matcher:
         if g.adds_needed_country[pos]:
             n = len(elig.programme_countries) + 1
             ordinal = {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
-            label = f"adds a {ordinal} programme country ({vocab.country_name(country)})"
+            label = f"adds {vocab.country_name(country)} as the consortium's {ordinal} programme country"
             out.append(Reason("adds_country", label, {"country": country}))
         return out
 
@@ -377,6 +377,7 @@ class Matcher:
         pool = self.candidates(req, members)
         standout = self._standout(f, pool)
         used_first: set[int] = set()
+        used: set[int] = set()  # organisations earlier proposals added: later ones try others
         out: list[Consortium] = []
         for _ in range(n):
             team = list(members)
@@ -396,6 +397,8 @@ class Matcher:
                 )
                 s = base + g.bonus(self.complementarity) * 3
                 choice = pool[~np.isin(pool, team) & ~np.isin(pool, list(used_first) if not added else [])]
+                unused = choice[~np.isin(choice, sorted(used))]
+                choice = unused if len(unused) else choice  # differ in more than the first pick
                 if want_newcomer and not any(self.newcomer[p] for p in added) and len(added) >= 1:
                     fresh = choice[self.newcomer[choice]]
                     choice = fresh if len(fresh) else choice
@@ -407,6 +410,7 @@ class Matcher:
                 added.append(best)
                 team.append(best)
             elig = self._check(team, req)
+            used.update(added)
             if not elig.eligible or not added:
                 continue
             recs = [self._explain(p, f, g0, base, members, req, elig0, standout) for p in added]

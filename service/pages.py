@@ -349,6 +349,19 @@ def draft() -> WerkzeugResponse:
     return redirect(own_path(request.form.get("next")) or url_for("pages.results"))
 
 
+@bp.post("/draft/adopt")
+def adopt() -> WerkzeugResponse:
+    """A whole proposal into the draft consortium in one click."""
+    if not FlaskForm().validate_on_submit():
+        abort(400, "invalid form: reload the page and try again")
+    ids = [int(v) for v in request.form.getlist("org_id") if v.isdigit()][:10]
+    if not ids or not all(partner_match().exists(i) for i in ids):
+        abort(400, "org_id: no such organisation")
+    session["draft"] = list(dict.fromkeys([*session.get("draft", []), *ids]))[:30]
+    flash(f"{plural(len(ids), 'organisation')} added to your draft consortium.")
+    return redirect(url_for("pages.consortia"))
+
+
 @bp.post("/draft/share")
 def share_draft() -> WerkzeugResponse:
     """A link to this search with the draft consortium in it: anyone who opens it sees the same."""
@@ -599,6 +612,12 @@ def report(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
     )
 
 
+@bp.get("/favicon.ico")
+def favicon() -> WerkzeugResponse:
+    """Browsers ask for it whatever the page says."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
@@ -607,11 +626,6 @@ def init_app(app: Flask) -> None:
         return {
             "sector_label": lambda c: vocab.sectors().get(c, c),
             "country_name": vocab.country_name,
+            "plural": plural,
             "csrf_token_form": lambda: Markup(f'<input type="hidden" name="csrf_token" value="{generate_csrf()}">'),
         }
-
-
-@bp.get("/favicon.ico")
-def favicon() -> WerkzeugResponse:
-    """Browsers ask for it whatever the page says."""
-    return redirect(url_for("static", filename="favicon.svg"), 301)

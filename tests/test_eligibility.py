@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -158,3 +159,43 @@ def test_impossible_constraints_are_explained(client: FlaskClient) -> None:
     )
     fine = recommend(client, applicant=fr, partners=[de], call_year=2026)
     assert fine["warnings"] == []
+
+
+BAD_GRAMMAR = re.compile(
+    r"\b1 (more )?(organisations|countries|newcomers|partners|members|projects|schools|States)\b"
+    r"|\b([02-9]|\d\d+) (more )?(organisation|country|newcomer|partner|member|project|school)\b(?! (type|page))"
+    r"|\ba first\b|\b(\d+)(st|nd|rd)th\b"
+)
+
+
+@pytest.mark.parametrize("action", ["cooperation", "small-scale", "school"])
+def test_every_eligibility_message_has_its_plurals_and_ordinals_right(action: str) -> None:
+    countries = ["NO", "PL", "DE", "FR", "IT", "ES", "SE"]
+    for n in range(0, 8):
+        for sector in ("school", "vet", "higher_education"):
+            members = [Member(i + 1, countries[i], sector, f"Org {i}") for i in range(n)]
+            for year in (2020, 2027):
+                verdict = check(members, action, year, 1 if n else None)
+                for message in [*verdict.missing, *verdict.notes]:
+                    assert not BAD_GRAMMAR.search(message), message
+
+
+def test_counts_and_ordinals_in_pages_and_reasons(client: FlaskClient) -> None:
+    from service.exports import plural
+
+    assert (plural(1, "organisation"), plural(2, "organisation"), plural(1, "country", "countries")) == (
+        "1 organisation",
+        "2 organisations",
+        "1 country",
+    )
+    assert plural(1200, "newcomer") == "1,200 newcomers"
+    items = client.get("/api/v1/organisations?newcomer=false").get_json()["items"]
+    for applicant in items[:5]:
+        r = client.post(
+            "/api/v1/recommendations", json={"idea": "digital skills", "applicant": applicant["id"], "k": 20}
+        )
+        for result in r.get_json()["results"]:
+            for reason in result["reasons"]:
+                assert not BAD_GRAMMAR.search(reason["text"]), reason["text"]
+        for message in r.get_json()["eligibility"]["missing"]:
+            assert not BAD_GRAMMAR.search(message), message

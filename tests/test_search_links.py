@@ -64,3 +64,32 @@ def test_edit_search_keeps_everything_and_a_refined_search_keeps_the_draft(app: 
         row and row[0].startswith("Programme Guide") for row in rows
     )
     assert client.get("/draft.xlsx").status_code == 200
+
+
+def test_proposals_differ_show_the_whole_consortium_and_are_adopted_in_one_click(app: Flask) -> None:
+    client = app.test_client()
+    items = client.get("/api/v1/organisations?newcomer=false").get_json()["items"]
+    body = {"idea": "digital skills for adult learners", "applicant": items[0]["id"], "n": 3, "newcomer_share": 0.3}
+    proposals = client.post("/api/v1/consortia", json=body).get_json()["consortia"]
+    assert len(proposals) == 3
+    added = [[m["organisation"]["id"] for m in c["members"]] for c in proposals]
+    assert all(len(set(a) & set(b)) < min(len(a), len(b)) for i, a in enumerate(added) for b in added[i + 1 :])
+    newcomers = [{m["organisation"]["id"] for m in c["members"] if m["organisation"]["newcomer"]} for c in proposals]
+    assert not set.intersection(*newcomers)  # not the same newcomer in every proposal
+    form = {
+        "idea": body["idea"],
+        "applicant": items[0]["name"],
+        "action": "cooperation",
+        "call_year": "2027",
+        "newcomer_share": "30",
+        "csrf_token": token(client),
+    }
+    client.post("/search", data=form)
+    page = client.get("/consortia").get_data(as_text=True)
+    first = page.split('id="proposal-1"')[1].split("</article>")[0]
+    assert "in your consortium" in first and items[0]["name"] in first  # the whole consortium
+    ids = re.findall(r'name="org_id" value="(\d+)"', first)
+    r = client.post("/draft/adopt", data={"org_id": ids, "csrf_token": token(client)})
+    assert r.status_code == 302
+    panel = client.get("/results").get_data(as_text=True).split('id="eligibility"')[1]
+    assert all(f'/organisations/{i}"' in panel for i in ids) and "Eligible for a" in panel

@@ -83,4 +83,24 @@
       })
       .catch(function () { form.submit(); });  // fall back to the plain form
   });
+
+  // A visible counter on the idea: 5,000 characters at most, said before the form refuses more.
+  var idea = document.getElementById("idea");
+  if (idea) {
+    var max = 5000;
+    var counter = document.createElement("p");
+    counter.className = "counter";
+    counter.id = "idea-count";
+    counter.setAttribute("aria-live", "polite");
+    idea.insertAdjacentElement("afterend", counter);
+    var update = function () {
+      var n = idea.value.length;
+      counter.textContent = n <= max
+        ? n.toLocaleString("en") + " of " + max.toLocaleString("en") + " characters"
+        : (n - max).toLocaleString("en") + " characters too many: shorten the idea to " + max.toLocaleString("en");
+      counter.classList.toggle("over", n > max);
+    };
+    idea.addEventListener("input", update);
+    update();
+  }
 }());
