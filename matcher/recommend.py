@@ -33,6 +33,8 @@ from matcher.ranking import (
     score,
 )
 
+UNREGISTERED = 0  # the id an unregistered applicant has in eligibility checks (no organisation has it)
+
 
 @dataclass
 class MatchRequest:
@@ -51,6 +53,17 @@ class MatchRequest:
     fairness: str = QUOTA  # how the newcomer share is held: a quota, or FA*IR's significance test
     network_k: int = 5  # "from your network": known partners and partners of partners
     new_k: int = 10  # "new to you": relevant organisations nobody in the consortium has worked with
+    # an applicant not (yet) in the registry: its country and sector still count for eligibility,
+    # complementarity and reasons; ``applicant`` (a registered one) takes precedence
+    applicant_country: str | None = None
+    applicant_sector: str | None = None
+    applicant_name: str = "your organisation"
+
+    @property
+    def unregistered(self) -> Member | None:
+        if self.applicant is not None or not self.applicant_country or not self.applicant_sector:
+            return None
+        return Member(UNREGISTERED, self.applicant_country, self.applicant_sector, self.applicant_name)
 
     @property
     def year(self) -> int:
@@ -197,8 +210,10 @@ class Matcher:
         query = self.encoder.encode_queries([req.idea])[0] if (req.idea.strip() and self.encoder) else None
         f = features(h, members, self.mask, self.config, query, self.profile_scores(query))
         elig = self._check(members, req)
-        g = gains(h.countries, h.sectors, members, req.sectors, elig.countries_needed, req.year)
-        seek = req.seek_coordinator or req.applicant is None
+        virtual = req.unregistered
+        extra = [(virtual.country or "", virtual.sector)] if virtual else []
+        g = gains(h.countries, h.sectors, members, req.sectors, elig.countries_needed, req.year, extra)
+        seek = req.seek_coordinator or (req.applicant is None and virtual is None)
         linear = score(f, self.weights, seek_coordinator=seek)
         if self.ranker is not None and members:
             # the fitted ranker orders the network; the idea's text and a sought coordinator keep their
@@ -220,8 +235,10 @@ class Matcher:
         return FairConfig(req.newcomer_share, self.alpha)
 
     def _check(self, positions: list[int], req: MatchRequest) -> Eligibility:
-        """The Guide's verdict on these members, the applicant (if any) as coordinator."""
-        return check([self._member(p) for p in positions], req.action, req.year, req.applicant)
+        """The Guide's verdict on these members, the applicant (registered or not) as coordinator."""
+        virtual = req.unregistered
+        members = ([virtual] if virtual else []) + [self._member(p) for p in positions]
+        return check(members, req.action, req.year, UNREGISTERED if virtual else req.applicant)
 
     def recommend(self, req: MatchRequest) -> MatchResult:
         """One ranked list (``k``, newcomer share held by FA*IR) and the same pool in two groups: "from
@@ -386,14 +403,23 @@ class Matcher:
             while len(added) < max_added:
                 elig = self._check(team, req)
                 covered = {str(self.history.sectors[p]) for p in team}
+                covered |= {req.unregistered.sector} if req.unregistered else set()
                 if (
                     elig.eligible
                     and set(req.sectors) <= covered
                     and (not want_newcomer or any(self.newcomer[p] for p in added))
                 ):
                     break
+                virtual = req.unregistered
+                extra = [(virtual.country or "", virtual.sector)] if virtual else []
                 g = gains(
-                    self.history.countries, self.history.sectors, team, req.sectors, elig.countries_needed, req.year
+                    self.history.countries,
+                    self.history.sectors,
+                    team,
+                    req.sectors,
+                    elig.countries_needed,
+                    req.year,
+                    extra,
                 )
                 s = base + g.bonus(self.complementarity) * 3
                 choice = pool[~np.isin(pool, team) & ~np.isin(pool, list(used_first) if not added else [])]

@@ -130,6 +130,8 @@ def to_request(body: RecommendationIn) -> MatchRequest:
         idea=body.idea,
         action=body.action,
         applicant=pm.resolve(body.applicant, "applicant") if body.applicant is not None else None,
+        applicant_country=body.applicant_country,
+        applicant_sector=body.applicant_sector,
         partners=[pm.resolve(ref, f"partners.{i}") for i, ref in enumerate(body.partners)],
         sectors=body.sectors,
         countries=body.countries,

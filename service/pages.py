@@ -68,6 +68,15 @@ class SearchForm(FlaskForm):
     applicant = StringField(
         "Your organisation", validators=[Optional(), Length(max=300)], description="Start typing its name"
     )
+    applicant_country = SelectField(
+        "Your country",
+        choices=[("", "(from your organisation's record)")] + country_choices(),
+        validators=[Optional()],
+        description="Not registered yet? Give your country and sector: eligibility and suggestions use them",
+    )
+    applicant_sector = SelectField(
+        "Your sector", choices=[("", "(from your organisation's record)")] + sector_choices(), validators=[Optional()]
+    )
     partners = TextAreaField(
         "Partners already found",
         validators=[Optional(), Length(max=3000)],
@@ -157,7 +166,10 @@ def form_data(saved: dict[str, Any]) -> dict[str, Any]:
     names = {m.id: m.name for m in partner_match().draft(ids, saved.get("action", "cooperation")).members}
     return {
         "idea": saved.get("idea", ""),
-        "applicant": names.get(saved.get("applicant") or 0, ""),
+        "applicant": names.get(saved.get("applicant") or 0, "")
+        or ("" if saved.get("applicant_name") == "your organisation" else saved.get("applicant_name", "")),
+        "applicant_country": saved.get("applicant_country") or "",
+        "applicant_sector": saved.get("applicant_sector") or "",
         "partners": "\n".join(names[i] for i in saved.get("partners", []) if i in names),
         "action": saved.get("action", "cooperation"),
         "call_year": str(saved.get("call_year") or eligibility.default_call_year()),
@@ -176,11 +188,14 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
     pm = partner_match()
     errors = []
     applicant = None
+    profile = bool(form.applicant_country.data and form.applicant_sector.data)
     if form.applicant.data and form.applicant.data.strip():
         found = pm.find_by_name(form.applicant.data)
         applicant = found.id
-        if found.problem:
-            errors.append(("applicant", name_problem(found)))
+        if found.problem and not profile:  # not registered, and no country and sector to go on
+            errors.append(("applicant", name_problem(found) + " Not registered yet? Give your country and sector."))
+    elif form.applicant_country.data and not form.applicant_sector.data:
+        errors.append(("applicant_sector", "give your sector with your country"))
     partners = []
     lines = [line for line in (form.partners.data or "").splitlines() if line.strip()]
     if len(lines) > MAX_PARTNERS:
@@ -205,6 +220,9 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
             "sectors": form.sectors.data or [],
             "countries": form.countries.data or [],
             "exclude_countries": form.exclude_countries.data or [],
+            "applicant_country": form.applicant_country.data or None if applicant is None else None,
+            "applicant_sector": form.applicant_sector.data or None if applicant is None else None,
+            "applicant_name": (form.applicant.data or "").strip()[:300] or "your organisation",
             "newcomer_share": (form.newcomer_share.data or 0) / 100,
             "call_year": int(form.call_year.data or eligibility.default_call_year()),
         }
@@ -248,6 +266,9 @@ def current_request(extra: dict[str, Any] | None = None) -> MatchRequest | None:
         sectors=params.get("sectors", []),
         countries=params.get("countries", []),
         exclude_countries=params.get("exclude_countries", []),
+        applicant_country=params.get("applicant_country"),
+        applicant_sector=params.get("applicant_sector"),
+        applicant_name=params.get("applicant_name") or "your organisation",
         newcomer_share=params.get("newcomer_share", MatchRequest.newcomer_share),
         call_year=params.get("call_year"),
         k=params.get("k", 10),
@@ -321,11 +342,21 @@ def results() -> str | WerkzeugResponse:
 
 def draft_panel() -> dict[str, Any]:
     search = current_search() or {}
+    virtual = None
+    if not search.get("applicant") and search.get("applicant_country") and search.get("applicant_sector"):
+        virtual = eligibility.Member(
+            0, search["applicant_country"], search["applicant_sector"], search.get("applicant_name") or ""
+        )
     found: DraftPanel = partner_match().draft(
-        members_of(search), search.get("action", "cooperation"), search.get("call_year"), search.get("applicant")
+        members_of(search),
+        search.get("action", "cooperation"),
+        search.get("call_year"),
+        search.get("applicant"),
+        virtual,
     )
     return {
         "members": found.members,
+        "unregistered": found.unregistered,
         "eligibility": found.eligibility,
         "draft": set(session.get("draft", [])),
         "applicant": search.get("applicant"),

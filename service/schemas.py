@@ -62,6 +62,11 @@ class RecommendationIn(BaseModel):
     idea: str = _text(default="", max_length=MAX_IDEA, description="The project idea, free text")
     action: Literal["cooperation", "small-scale", "school"] = "cooperation"
     applicant: OrgRef | None = Field(None, description="Organisation id (integer) or PIC (string of digits)")
+    applicant_country: Country | None = Field(
+        None,
+        description="An applicant not in the registry: its country (with applicant_sector; ignored with applicant)",
+    )
+    applicant_sector: Sector | None = Field(None, description="An applicant not in the registry: its sector")
     partners: list[OrgRef] = Field(default_factory=list, max_length=50)
     sectors: list[Sector] = Field(default_factory=list, max_length=10)
     countries: list[Country] = Field(default_factory=list, max_length=60)

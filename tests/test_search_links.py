@@ -93,3 +93,37 @@ def test_proposals_differ_show_the_whole_consortium_and_are_adopted_in_one_click
     assert r.status_code == 302
     panel = client.get("/results").get_data(as_text=True).split('id="eligibility"')[1]
     assert all(f'/organisations/{i}"' in panel for i in ids) and "Eligible for a" in panel
+
+
+def test_an_applicant_not_yet_registered_gives_its_country_and_sector(app: Flask) -> None:
+    client = app.test_client()
+    body = {"idea": "green skills in construction apprenticeships", "k": 20, "network_k": 0}
+    anonymous = client.post("/api/v1/recommendations", json=body).get_json()
+    told = client.post(
+        "/api/v1/recommendations", json={**body, "applicant_country": "NO", "applicant_sector": "vet"}
+    ).get_json()
+    # eligibility counts it as the coordinator: one member, one country so far
+    assert told["eligibility"]["programme_countries"] == ["NO"] and not anonymous["eligibility"]["programme_countries"]
+    # complementarity: nobody "adds" Norway or VET any more, and nobody from Norway adds a country
+    for result in told["results"]:
+        codes = {r["code"]: r for r in result["reasons"]}
+        assert "adds_country" not in codes or codes["adds_country"]["country"] != "NO"
+        assert "adds_sector" not in codes or codes["adds_sector"]["sector"] != "vet"
+    # the form: an unknown name with a country and a sector is searched with, not refused
+    form = {
+        "idea": body["idea"],
+        "applicant": "Bygg og Anlegg Fagskole Tromsø",
+        "applicant_country": "NO",
+        "applicant_sector": "vet",
+        "action": "cooperation",
+        "call_year": "2027",
+        "newcomer_share": "30",
+        "csrf_token": token(client),
+    }
+    r = client.post("/search", data=form)
+    assert r.status_code == 302, r.get_data(as_text=True)[:500]
+    page = client.get(r.headers["Location"]).get_data(as_text=True)
+    panel = page.split('id="eligibility"')[1]
+    assert "Bygg og Anlegg Fagskole Tromsø" in panel and "not registered" in panel and 'href="/register"' in panel
+    refused = client.post("/search", data={**form, "applicant_country": "", "applicant_sector": ""})
+    assert refused.status_code == 400 and "Give your country and sector" in refused.get_data(as_text=True)
