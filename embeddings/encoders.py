@@ -175,6 +175,53 @@ class HashingEncoder:
         return " ".join(text.split()[: self.max_tokens])
 
 
+class CachingEncoder:
+    """An encoder that remembers the last ``size`` query vectors: a user refining a search, paging, or
+    adding a partner to the draft sends the same idea again, and encoding it is most of a request's
+    time. Documents are not cached (each is encoded once per index build anyway)."""
+
+    def __init__(self, inner: Encoder, size: int = 512) -> None:
+        from collections import OrderedDict
+
+        self.inner = inner
+        self.model_id, self.dimension, self.max_tokens = inner.model_id, inner.dimension, inner.max_tokens
+        self.size = size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        return self.inner.encode_documents(texts, batch_size=batch_size, progress=progress)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        out: list[np.ndarray | None] = []
+        with self._lock:
+            for t in texts:
+                found = self._cache.get(t)
+                if found is not None:
+                    self._cache.move_to_end(t)
+                    self.hits += 1
+                else:
+                    self.misses += 1
+                out.append(found)
+        todo = [t for t, v in zip(texts, out, strict=True) if v is None]
+        if todo:
+            fresh = self.inner.encode_queries(list(dict.fromkeys(todo)))
+            by_text = dict(zip(dict.fromkeys(todo), fresh, strict=True))
+            with self._lock:
+                for t, v in by_text.items():
+                    self._cache[t] = v
+                    self._cache.move_to_end(t)
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+            out = [v if v is not None else by_text[t] for t, v in zip(texts, out, strict=True)]
+        rows = [v for v in out if v is not None]
+        return np.vstack(rows) if rows else np.zeros((0, self.dimension), dtype=np.float32)
+
+    def truncate(self, text: str) -> str:
+        return self.inner.truncate(text)
+
+
 _LOADED: dict[str, Encoder] = {}
 _DEFAULT_LOCK = threading.Lock()
 
@@ -193,5 +240,6 @@ def load_encoder(name: str = "minilm") -> Encoder:
         raise ValueError(f"unknown encoder {name!r}; expected one of {', '.join(ENCODERS)}")
     with _DEFAULT_LOCK:
         if name not in _LOADED:
-            _LOADED[name] = SentenceTransformerEncoder(minilm_path(), MINILM_ID) if name == "minilm" else E5Encoder()
+            model = SentenceTransformerEncoder(minilm_path(), MINILM_ID) if name == "minilm" else E5Encoder()
+            _LOADED[name] = CachingEncoder(model)
         return _LOADED[name]

@@ -249,3 +249,17 @@ def test_index_commands(runner, cli_env, monkeypatch: pytest.MonkeyPatch) -> Non
     assert status["current"] == built["version"] and status["stale"] is False
     rollback = runner.invoke(main, ["index", "rollback"])
     assert rollback.exit_code != 0 and "no earlier index version" in rollback.output
+
+
+def test_query_vectors_are_cached_and_equal_to_fresh_ones() -> None:
+    from embeddings.encoders import CachingEncoder, HashingEncoder
+
+    inner = HashingEncoder()
+    cached = CachingEncoder(inner, size=2)
+    first = cached.encode_queries(["green skills", "robots"])
+    again = cached.encode_queries(["robots", "green skills", "robots"])
+    assert cached.hits == 3 and cached.misses == 2
+    assert np.allclose(again[1], first[0]) and np.allclose(again[0], inner.encode_queries(["robots"])[0])
+    cached.encode_queries(["a third idea"])  # evicts the least recently used ("green skills")
+    cached.encode_queries(["green skills"])
+    assert cached.misses == 4 and len(cached._cache) == 2
