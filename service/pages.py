@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
@@ -33,10 +35,10 @@ from matcher import eligibility, vocab
 from matcher.accounts import EDITABLE, EMAIL
 from matcher.app import AccountError, DraftPanel, NameMatch, NameTaken, NewcomerList
 from matcher.recommend import MatchRequest
-from service import limiter
+from service import i18n, limiter
 from service.auth import own_path, page_actor, signed_in
 from service.exports import consortium_csv, consortium_xlsx, export_name, newcomers_csv, newcomers_xlsx, plural
-from service.state import partner_match
+from service.state import multilingual, partner_match
 
 bp = Blueprint("pages", __name__)
 EMAIL_FORMAT = Regexp(EMAIL.pattern, message="Enter an e-mail address.")
@@ -61,39 +63,41 @@ def country_choices() -> list[tuple[str, str]]:
 
 class SearchForm(FlaskForm):
     idea = TextAreaField(
-        "Your project idea",
+        _l("Your project idea"),
         validators=[DataRequired(), Length(max=5000)],
-        description="What do you want to do, with whom, for whom?",
+        description=_l("What do you want to do, with whom, for whom?"),
     )
     applicant = StringField(
-        "Your organisation", validators=[Optional(), Length(max=300)], description="Start typing its name"
+        _l("Your organisation"), validators=[Optional(), Length(max=300)], description=_l("Start typing its name")
     )
     applicant_country = SelectField(
-        "Your country",
-        choices=[("", "(from your organisation's record)")] + country_choices(),
+        _l("Your country"),
+        choices=[("", _l("(from your organisation's record)"))] + country_choices(),
         validators=[Optional()],
-        description="Not registered yet? Give your country and sector: eligibility and suggestions use them",
+        description=_l("Not registered yet? Give your country and sector: eligibility and suggestions use them"),
     )
     applicant_sector = SelectField(
-        "Your sector", choices=[("", "(from your organisation's record)")] + sector_choices(), validators=[Optional()]
+        _l("Your sector"),
+        choices=[("", _l("(from your organisation's record)"))] + sector_choices(),
+        validators=[Optional()],
     )
     partners = TextAreaField(
-        "Partners already found",
+        _l("Partners already found"),
         validators=[Optional(), Length(max=3000)],
-        description="One organisation name per line",
+        description=_l("One organisation name per line"),
     )
-    action = SelectField("Action", choices=ACTIONS, default="cooperation")
+    action = SelectField(_l("Action"), choices=ACTIONS, default="cooperation")
     call_year = SelectField(
-        "Call year",
+        _l("Call year"),
         choices=[(str(y), str(y)) for y in CALL_YEARS],
         default=str(eligibility.default_call_year()),
-        description="Which countries take part, and how, depends on the call",
+        description=_l("Which countries take part, and how, depends on the call"),
     )
-    sectors = MultiCheckboxField("Sectors you want in the consortium", choices=sector_choices())
-    countries = SelectMultipleField("Only these countries (optional)", choices=country_choices())
-    exclude_countries = SelectMultipleField("Leave out these countries (optional)", choices=country_choices())
+    sectors = MultiCheckboxField(_l("Sectors you want in the consortium"), choices=sector_choices())
+    countries = SelectMultipleField(_l("Only these countries (optional)"), choices=country_choices())
+    exclude_countries = SelectMultipleField(_l("Leave out these countries (optional)"), choices=country_choices())
     newcomer_share = IntegerField(
-        "Share of newcomers in the results (%)",
+        _l("Share of newcomers in the results (%)"),
         default=round(100 * MatchRequest.newcomer_share),
         validators=[InputRequired(), NumberRange(0, 100)],
     )
@@ -131,13 +135,16 @@ class RegisterForm(FlaskForm):
 
 class NewcomerFilter(Form):
     theme = StringField(
-        "Theme", validators=[Optional(), Length(max=500)], description="Ranks by relevance; without it, by name"
+        _l("Theme"), validators=[Optional(), Length(max=500)], description=_l("Ranks by relevance; without it, by name")
     )
     country = SelectMultipleField(
-        "Countries", choices=country_choices(), validators=[Optional()], description="None chosen: every country"
+        _l("Countries"),
+        choices=country_choices(),
+        validators=[Optional()],
+        description=_l("None chosen: every country"),
     )
     sector = SelectMultipleField(
-        "Sectors", choices=sector_choices(), validators=[Optional()], description="None chosen: every sector"
+        _l("Sectors"), choices=sector_choices(), validators=[Optional()], description=_l("None chosen: every sector")
     )
     page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(1, 10_000)])
 
@@ -156,8 +163,23 @@ def members_of(search: dict[str, Any]) -> list[int]:
 def index() -> str:
     """The search form; with ``?s=`` (from "Edit search" or a shared link) filled in with that search."""
     saved = partner_match().load_search(request.args.get("s", ""))
-    form = SearchForm(data=form_data(saved) if saved else None)
-    return render_template("search.html", form=form, editing=bool(saved))
+    form = i18n.localise(SearchForm(data=form_data(saved) if saved else None))
+    return render_template("search.html", form=form, editing=bool(saved), language_note=language_note())
+
+
+def language_note() -> str:
+    """What the model understands, said before the user writes (the encoder is a deployment's choice)."""
+    if multilingual():
+        note = _(
+            "Write your idea in your own language: the search understands about a hundred, "
+            "Norwegian and Polish included."
+        )
+    else:
+        note = _(
+            "Write your idea in English: this installation's search model matches English text only "
+            "(an administrator can switch to the multilingual model)."
+        )
+    return str(note)
 
 
 def form_data(saved: dict[str, Any]) -> dict[str, Any]:
@@ -182,9 +204,9 @@ def form_data(saved: dict[str, Any]) -> dict[str, Any]:
 
 @bp.post("/search")
 def search() -> str | WerkzeugResponse | tuple[str, int]:
-    form = SearchForm()
+    form = i18n.localise(SearchForm())
     if not form.validate_on_submit():
-        return render_template("search.html", form=form), 400
+        return render_template("search.html", form=form, language_note=language_note()), 400
     pm = partner_match()
     errors = []
     applicant = None
@@ -210,7 +232,7 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
     if errors:
         for field, message in errors:
             getattr(form, field).errors = [*getattr(form, field).errors, message]
-        return render_template("search.html", form=form), 400
+        return render_template("search.html", form=form, language_note=language_note()), 400
     key = pm.save_search(
         {
             "idea": form.idea.data,
@@ -307,15 +329,19 @@ def results() -> str | WerkzeugResponse:
     groups = [
         (
             "new",
-            "New to you",
-            "Relevant to your idea and complementary to your consortium; nobody in it has worked with them."
-            + (f" About {round(req.newcomer_share * 100)} % are new to the programme." if req.newcomer_share else ""),
+            _("New to you"),
+            _("Relevant to your idea and complementary to your consortium; nobody in it has worked with them.")
+            + (
+                " " + _("About %(share)s %% are new to the programme.", share=round(req.newcomer_share * 100))
+                if req.newcomer_share
+                else ""
+            ),
             fresh,
         ),
         (
             "network",
-            "From your network",
-            "Organisations that have worked with a member of your consortium, or with one of their partners.",
+            _("From your network"),
+            _("Organisations that have worked with a member of your consortium, or with one of their partners."),
             network,
         ),
     ]
@@ -329,7 +355,7 @@ def results() -> str | WerkzeugResponse:
         more_url=url_for("pages.results") + "?" + urlencode({**request.args.to_dict(), "more": str(more + 1)})
         if more < 3
         else None,
-        empty="No organisation matches these filters.",
+        empty=_("No organisation matches these filters."),
         request_=req,
         warnings=result.warnings,
         panel=draft_panel(),
@@ -449,7 +475,7 @@ EXPORT_MAX = 10_000  # a whole country's newcomers fit; larger lists page throug
 
 
 def _newcomer_filter() -> NewcomerFilter:
-    form = NewcomerFilter(request.args)
+    form = i18n.localise(NewcomerFilter(request.args))
     if not form.validate():
         abort(400, "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items()))
     return form
@@ -655,8 +681,8 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def helpers() -> dict[str, Any]:
         return {
-            "sector_label": lambda c: vocab.sectors().get(c, c),
-            "country_name": vocab.country_name,
+            "sector_label": i18n.sector_label,
+            "country_name": i18n.country_name,
             "plural": plural,
             "csrf_token_form": lambda: Markup(f'<input type="hidden" name="csrf_token" value="{generate_csrf()}">'),
         }

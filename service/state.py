@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from embeddings.encoders import ENCODERS, Encoder, load_encoder
+from embeddings.encoders import ENCODERS, MULTILINGUAL, Encoder, load_encoder
 from embeddings.index import IndexStore
 from matcher.app import PartnerMatch
 from matcher.db import Database
@@ -43,3 +43,8 @@ def init_app(app: Flask, encoder: Encoder | None = None) -> None:
 def partner_match() -> PartnerMatch:
     found: PartnerMatch = current_app.extensions["partner_match"]
     return found
+
+
+def multilingual() -> bool:
+    """Whether the configured model matches ideas across languages (what the search form tells users)."""
+    return bool(current_app.config["PARTNER_MATCH_SETTINGS"].encoder in MULTILINGUAL)

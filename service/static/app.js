@@ -75,7 +75,7 @@
           var name = card.querySelector("h3 a, h2 a").textContent;
           op.value = adding ? "remove" : "add";
           button.className = op.value;
-          button.textContent = adding ? "Remove from draft" : "Add to draft consortium";
+          button.textContent = adding ? button.getAttribute("data-remove") : button.getAttribute("data-add");
           button.setAttribute("aria-label", button.textContent + ": " + name);
         }
         var target = fromPanel ? document.querySelector("#eligibility h2") : card && card.querySelector(".draft-form button");
