@@ -86,18 +86,16 @@
 
   // A visible counter on the idea: 5,000 characters at most, said before the form refuses more.
   var idea = document.getElementById("idea");
-  if (idea) {
+  var counter = document.getElementById("idea-count");
+  if (idea && counter) {
     var max = 5000;
-    var counter = document.createElement("p");
-    counter.className = "counter";
-    counter.id = "idea-count";
-    counter.setAttribute("aria-live", "polite");
-    idea.insertAdjacentElement("afterend", counter);
+    var fill = function (template, n) {
+      return template.replace("{n}", n.toLocaleString("en")).replace("{max}", max.toLocaleString("en"));
+    };
+    counter.hidden = false;
     var update = function () {
       var n = idea.value.length;
-      counter.textContent = n <= max
-        ? n.toLocaleString("en") + " of " + max.toLocaleString("en") + " characters"
-        : (n - max).toLocaleString("en") + " characters too many: shorten the idea to " + max.toLocaleString("en");
+      counter.textContent = n <= max ? fill(counter.getAttribute("data-of"), n) : fill(counter.getAttribute("data-over"), n - max);
       counter.classList.toggle("over", n > max);
     };
     idea.addEventListener("input", update);

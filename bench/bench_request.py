@@ -1,0 +1,189 @@
+"""In-process recommendation latency, build time and memory at registry sizes up to Erasmus+ scale.
+
+Run from the project root:  .venv/bin/python bench/bench_request.py [--orgs 37500 --orgs 100000 --orgs 300000]
+[--with-model] [--queries 60] [--json]
+
+The base is the real CORDIS H2020 graph (../shared/data/cordis-h2020-graph.zip, about 37,500
+organisations). Larger registries are made by replicating it with relabelled organisations and
+projects and re-pointing 2 % of each copy's participations to organisations of other copies, which
+keeps the degree and consortium-size distributions and joins the copies into one network. Each size
+runs in its own process so its memory is its own. Queries are real: an applicant and one partner that
+worked together, recommending k = 10 with the default scorer (no fitted ranker); with ``--with-model``
+the idea is also encoded by the configured model on every query (no cache).
+
+``--json`` prints one object: ``{"runs": [{"orgs", "with_model", "p50_ms", "p99_ms", "rss_mib",
+"build_s"}, ...]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+GRAPH = ROOT.parent / "shared" / "data" / "cordis-h2020-graph.zip"
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def base_history(cache: Path) -> Any:
+    """The graph zip's history, imported once and kept as arrays in ``cache`` (an .npz outside the repo)."""
+    from matcher.ranking import History
+
+    if not cache.exists():
+        from matcher import importers
+        from matcher.db import Database
+
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Database(f"sqlite:///{tmp}/graph.sqlite").upgrade()
+            with db.session() as s:
+                importers.import_path(s, GRAPH, progress=True)
+            with db.session() as s:
+                h = History.from_db(s)
+            db.dispose()
+        np.savez(
+            cache,
+            org_ids=h.org_ids,
+            countries=h.countries,
+            sectors=h.sectors,
+            project_ids=h.project_ids,
+            years=h.project_years,
+            inc=h.incidence.tocoo().row,
+            inc_c=h.incidence.tocoo().col,
+            coo_r=h.coordinated.tocoo().row,
+            coo_c=h.coordinated.tocoo().col,
+        )
+    d = np.load(cache, allow_pickle=False)
+    shape = (len(d["org_ids"]), len(d["project_ids"]))
+    inc = sp.csr_matrix((np.ones(len(d["inc"]), np.float32), (d["inc"], d["inc_c"])), shape=shape)
+    coo = sp.csr_matrix((np.ones(len(d["coo_r"]), np.float32), (d["coo_r"], d["coo_c"])), shape=shape)
+    return History(d["org_ids"], d["countries"], d["sectors"], d["project_ids"], d["years"], inc, coo)
+
+
+def replicate(h: Any, orgs: int, seed: int = 0) -> Any:
+    """``h`` copied until it holds about ``orgs`` organisations, 2 % of links re-pointed across copies."""
+    from matcher.ranking import History
+
+    copies = max(1, round(orgs / len(h.org_ids)))
+    if copies == 1:
+        return h
+    rng = np.random.default_rng(seed)
+    n_o, n_p = h.incidence.shape
+    coo, cco = h.incidence.tocoo(), h.coordinated.tocoo()
+    rows, cols, crow, ccol = [], [], [], []
+    for c in range(copies):
+        r = coo.row + c * n_o
+        if c:
+            moved = rng.random(len(r)) < 0.02
+            r = r.copy()
+            r[moved] = rng.integers(0, copies * n_o, int(moved.sum()))
+        rows.append(r)
+        cols.append(coo.col + c * n_p)
+        crow.append(cco.row + c * n_o)
+        ccol.append(cco.col + c * n_p)
+    shape = (copies * n_o, copies * n_p)
+    r, k = np.concatenate(rows), np.concatenate(cols)
+    inc = sp.csr_matrix((np.ones(len(r), np.float32), (r, k)), shape=shape)
+    inc.data[:] = 1.0  # a re-pointed link may land on a member already there
+    coo_m = sp.csr_matrix(
+        (np.ones(sum(map(len, crow)), np.float32), (np.concatenate(crow), np.concatenate(ccol))), shape=shape
+    )
+    return History(
+        np.arange(1, shape[0] + 1, dtype=np.int64),
+        np.tile(h.countries, copies),
+        np.tile(h.sectors, copies),
+        np.arange(1, shape[1] + 1, dtype=np.int64),
+        np.tile(h.project_years, copies),
+        inc,
+        coo_m,
+    )
+
+
+def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
+    from matcher.recommend import Matcher, MatchRequest
+
+    encoder = None
+    if with_model:
+        from embeddings.encoders import load_encoder
+
+        encoder = load_encoder(os.environ.get("PARTNER_MATCH_ENCODER", "minilm")).inner  # type: ignore[attr-defined]
+    base = base_history(Path(tempfile.gettempdir()) / "partner-match-bench-graph.npz")
+    started = time.perf_counter()
+    h = replicate(base, orgs)
+    matcher = Matcher(h, {}, {}, encoder, None)
+    build_s = time.perf_counter() - started
+    rng = np.random.default_rng(1)
+    inc = h.incidence.tocsc()
+    pairs = []
+    while len(pairs) < queries:
+        p = int(rng.integers(0, inc.shape[1]))
+        members = inc[:, p].indices
+        if len(members) >= 2:
+            pairs.append((int(h.org_ids[members[0]]), int(h.org_ids[members[1]])))
+    idea = "digital skills and inclusion for vocational students in rural areas"
+    samples = []
+    for applicant, partner in pairs:
+        req = MatchRequest(idea=idea + f" {applicant}" if with_model else "", applicant=applicant, partners=[partner])
+        t = time.perf_counter()
+        matcher.recommend(req)
+        samples.append(time.perf_counter() - t)
+    ms = np.array(samples[3:]) * 1000  # the first calls warm caches
+    return {
+        "orgs": int(len(h.org_ids)),
+        "with_model": with_model,
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "rss_mib": round(rss_mib()),
+        "build_s": round(build_s, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orgs", type=int, action="append", help="registry size (repeatable)")
+    parser.add_argument("--with-model", action="store_true", help="also encode the idea on every query")
+    parser.add_argument("--queries", type=int, default=60)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.with_model, args.queries)))
+        return
+    if not GRAPH.exists():
+        sys.exit(f"error: {GRAPH} not found (the benchmark replicates the real graph from ../shared/data)")
+    runs = []
+    for orgs in args.orgs or [37_500, 100_000, 300_000]:
+        for model in [False, True] if args.with_model else [False]:
+            cmd = [sys.executable, __file__, "--worker", str(orgs), "--queries", str(args.queries)]
+            out = subprocess.run(
+                [*cmd, *(["--with-model"] if model else [])], check=True, capture_output=True, text=True
+            )
+            run = json.loads(out.stdout.strip().splitlines()[-1])
+            runs.append(run)
+            if not args.json:
+                print(
+                    f"{run['orgs']:>8,} organisations, model {'on ' if model else 'off'}: p50 {run['p50_ms']} ms, "
+                    f"p99 {run['p99_ms']} ms, build {run['build_s']} s, RSS {run['rss_mib']} MiB"
+                )
+    if args.json:
+        print(json.dumps({"runs": runs}))
+    elif len(runs) > 1:
+        print(f"p50 ratio largest/smallest: {runs[-1]['p50_ms'] / runs[0]['p50_ms']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
