@@ -6,7 +6,7 @@ present) is discounted; one that closes an eligibility gap or a wanted sector is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,9 +38,24 @@ class Gains:
         )
 
 
+@dataclass(frozen=True)
+class Coded:
+    """A label per organisation as integer codes into a few names: membership tests cost a lookup per
+    organisation, not a sort of every organisation's string."""
+
+    names: np.ndarray
+    codes: np.ndarray
+
+    def __getitem__(self, i: int) -> str:
+        return str(self.names[self.codes[i]])
+
+    def isin(self, values: Iterable[str]) -> np.ndarray:
+        return np.asarray(np.isin(self.names, sorted(values))[self.codes])
+
+
 def gains(
-    countries: np.ndarray,
-    sectors: np.ndarray,
+    countries: Coded,
+    sectors: Coded,
     members: Sequence[int],
     wanted_sectors: Sequence[str],
     countries_needed: int,
@@ -49,14 +64,15 @@ def gains(
 ) -> Gains:
     """Per-organisation gains for the consortium ``members`` (positions into the arrays), and
     ``unregistered`` members known only by (country, sector): an applicant not yet in the registry."""
-    have_sectors = {str(sectors[i]) for i in members} | {s for _, s in unregistered}
-    have_countries = {str(countries[i]) for i in members} | {c for c, _ in unregistered}
+    have_sectors = {sectors[i] for i in members} | {s for _, s in unregistered}
+    have_countries = {countries[i] for i in members} | {c for c, _ in unregistered}
     missing_wanted = [s for s in wanted_sectors if s not in have_sectors]
-    is_programme = np.isin(countries, sorted(counting_countries(call_year)))
-    new_country = ~np.isin(countries, sorted(have_countries))
-    adds_wanted = np.isin(sectors, missing_wanted) if missing_wanted else np.zeros(len(sectors), dtype=bool)
-    adds_sector = ~np.isin(sectors, sorted(have_sectors))
-    needed = (is_programme & new_country) if countries_needed > 0 else np.zeros(len(sectors), dtype=bool)
+    n = len(sectors.codes)
+    is_programme = countries.isin(counting_countries(call_year))
+    new_country = ~countries.isin(have_countries)
+    adds_wanted = sectors.isin(missing_wanted) if missing_wanted else np.zeros(n, dtype=bool)
+    adds_sector = ~sectors.isin(have_sectors)
+    needed = (is_programme & new_country) if countries_needed > 0 else np.zeros(n, dtype=bool)
     repeats = ~adds_sector & ~new_country
     return Gains(
         adds_wanted.astype(np.float32),

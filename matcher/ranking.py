@@ -335,8 +335,14 @@ def default_weights(config: ScoreConfig, seek_coordinator: bool = False) -> np.n
 
 
 def score(f: Features, config: ScoreConfig, seek_coordinator: bool = False) -> np.ndarray:
-    """The default linear scorer: hand-set weights over the feature columns."""
-    return np.asarray(f.matrix() @ default_weights(config, seek_coordinator))
+    """The default linear scorer: hand-set weights over the feature columns (only those weighted are
+    computed: no matrix of every column for every organisation per request)."""
+    weights = default_weights(config, seek_coordinator)
+    total = np.zeros(len(f.projects), dtype=np.float32)
+    for column, w in zip(COLUMNS, weights, strict=True):
+        if w:
+            total += np.float32(w) * column.values(f, slice(None)).astype(np.float32)
+    return total
 
 
 def rank(scores: np.ndarray, candidates: np.ndarray, limit: int) -> np.ndarray:

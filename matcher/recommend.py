@@ -14,7 +14,7 @@ import numpy as np
 from embeddings.encoders import Encoder
 from embeddings.index import LoadedIndex
 from matcher import registry, vocab
-from matcher.complementarity import ComplementarityConfig, Gains, gains
+from matcher.complementarity import Coded, ComplementarityConfig, Gains, gains
 from matcher.db import Database
 from matcher.eligibility import Eligibility, Member, check, counting_countries, default_call_year, may_join
 from matcher.fairness import QUOTA, SIGNIFICANCE, FairConfig
@@ -159,6 +159,9 @@ class Matcher:
         self.counts = self.rule.counts(history.incidence, history.funded, history.project_families, self.mask)
         self.newcomer = self.rule.flags(self.counts)
         self._profile_rows: np.ndarray | None = None
+        self.countries = Coded(history.country_names, history.country_codes)
+        self.sectors = Coded(history.sector_names, history.sector_codes)
+        self._joinable: dict[tuple[str, int], np.ndarray] = {}  # (action, call year) -> who may take part
 
     @classmethod
     def from_db(cls, db: Database, encoder: Encoder | None, index: LoadedIndex | None, **kwargs: Any) -> Matcher:
@@ -184,12 +187,15 @@ class Matcher:
         ok = np.ones(len(h.org_ids), dtype=bool)
         ok[members] = False
         if req.countries:
-            ok &= np.isin(h.countries, req.countries)
+            ok &= np.isin(h.country_names, req.countries)[h.country_codes]
         if req.exclude_countries:
-            ok &= ~np.isin(h.countries, req.exclude_countries)
+            ok &= ~np.isin(h.country_names, req.exclude_countries)[h.country_codes]
         if req.org_types:
             ok &= np.isin(self.org_types, req.org_types)
-        ok &= may_join(h.countries, h.sectors, req.action, req.year)
+        key = (req.action, req.year)
+        if key not in self._joinable:  # the registry is fixed for this matcher's life: once per action and year
+            self._joinable[key] = may_join(h.countries, h.sectors, req.action, req.year)
+        ok &= self._joinable[key]
         ok &= ~self.hidden
         return np.flatnonzero(ok)
 
@@ -212,7 +218,7 @@ class Matcher:
         elig = self._check(members, req)
         virtual = req.unregistered
         extra = [(virtual.country or "", virtual.sector)] if virtual else []
-        g = gains(h.countries, h.sectors, members, req.sectors, elig.countries_needed, req.year, extra)
+        g = gains(self.countries, self.sectors, members, req.sectors, elig.countries_needed, req.year, extra)
         seek = req.seek_coordinator or (req.applicant is None and virtual is None)
         linear = score(f, self.weights, seek_coordinator=seek)
         if self.ranker is not None and members:
@@ -289,7 +295,8 @@ class Matcher:
             wanted, what = counting, "an organisation from an EU Member State or associated country"
         else:
             return []
-        if not np.isin(self.history.countries[pool], sorted(wanted)).any():
+        h = self.history
+        if not np.isin(h.country_names, sorted(wanted))[h.country_codes[pool]].any():  # codes: no string sort
             return [
                 f"With these filters no suggestion can make the consortium eligible: it needs {what}, and no "
                 "organisation that passes the filters is from one."
@@ -297,9 +304,12 @@ class Matcher:
         return []
 
     # -- reasons --------------------------------------------------------------------------
+    def _projects_of(self, pos: int) -> np.ndarray:
+        inc = self.history.incidence  # the CSR arrays directly: slicing a row builds a matrix each time
+        return np.asarray(inc.indices[inc.indptr[pos] : inc.indptr[pos + 1]])
+
     def _shared_project(self, a: int, b: int) -> int | None:
-        inc = self.history.incidence
-        shared = np.intersect1d(inc[a].indices, inc[b].indices)
+        shared = np.intersect1d(self._projects_of(a), self._projects_of(b))
         if not len(shared):
             return None
         return int(self.history.project_ids[shared[np.argmax(self.history.project_years[shared])]])
@@ -413,8 +423,8 @@ class Matcher:
                 virtual = req.unregistered
                 extra = [(virtual.country or "", virtual.sector)] if virtual else []
                 g = gains(
-                    self.history.countries,
-                    self.history.sectors,
+                    self.countries,
+                    self.sectors,
                     team,
                     req.sectors,
                     elig.countries_needed,
