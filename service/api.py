@@ -84,6 +84,9 @@ spec = SpecTree(
     version="1",
     path="apidoc",
     page_templates={},  # no CDN pages: /api/docs serves Swagger UI from the site's own static files
+    # stable schema names a client can generate code against (spectree's default adds a hash)
+    naming_strategy=lambda model: model.__name__,
+    nested_naming_strategy=lambda parent, child: child,
     before=_validation_hook,
     validation_error_status=400,
     annotations=False,
@@ -430,7 +433,7 @@ def init_app(app: Flask) -> None:
         """The API's OpenAPI document (pages are not part of it)."""
         document = copy.deepcopy(spec.spec)
         document["paths"] = {
-            p: v for p, v in document["paths"].items() if p.startswith("/api/") or p in ("/livez", "/readyz")
+            p: v for p, v in document["paths"].items() if p.startswith("/api/v1/") or p in ("/livez", "/readyz")
         }
         listed = document["paths"]["/api/v1/newcomers"]["get"]["responses"]["200"]["content"]
         listed["text/csv"] = {"schema": {"type": "string", "description": "The same list as CSV (format=csv)"}}

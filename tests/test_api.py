@@ -190,6 +190,11 @@ def test_openapi_document(client) -> None:  # type: ignore[no-untyped-def]
         "/livez",
         "/readyz",
     } <= set(doc["paths"])
+    assert all(p.startswith("/api/v1/") or p in ("/livez", "/readyz") for p in doc["paths"])  # no pages
+    schemas = set(doc["components"]["schemas"])  # stable names, no build hash
+    assert {"RecommendationIn", "RecommendationOut", "ResultOut", "NewcomersOut", "ErrorOut"} <= schemas
+    csv_doc = doc["paths"]["/api/v1/newcomers"]["get"]["responses"]["200"]["content"]
+    assert "text/csv" in csv_doc
     docs = client.get("/api/docs")
     assert docs.status_code == 200 and "/static/swagger-ui/swagger-ui-bundle.js" in docs.get_data(as_text=True)
     assert "cdn" not in docs.get_data(as_text=True).lower()
