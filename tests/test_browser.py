@@ -260,3 +260,48 @@ def test_every_page_passes_axe_with_no_serious_violation(live_server) -> None:  
                 found[path] = serious
         browser.close()
     assert found == {}
+
+
+def test_a_coordinator_refines_adopts_and_shares_a_consortium(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    """The whole walk: search, add, edit the search (everything kept), proposals adopted in one click,
+    a link that shows another browser the same consortium; and the results fit a phone's width."""
+    name = experienced_name(live_server)
+    page.goto(live_server + "/")
+    page.get_by_label("Your project idea").fill("Digital skills and inclusion for vocational students")
+    page.get_by_label("Your organisation").fill(name)
+    page.get_by_label("Leave out these countries (optional)").select_option(["TR"])
+    page.get_by_role("button", name="Find partners").click()
+    page.wait_for_url("**/results?s=*")
+    first = page.locator(".group .result").first
+    added = first.locator("h3 a").inner_text()
+    first.locator(".draft-form button").click()
+    page.locator("#eligibility .members li", has_text=added).wait_for()
+    page.get_by_role("link", name="Edit search").click()
+    assert page.get_by_label("Your project idea").input_value().startswith("Digital skills")
+    assert page.get_by_label("Your organisation").input_value() == name
+    assert page.get_by_label("Leave out these countries (optional)").evaluate(
+        "s => Array.from(s.selectedOptions).map(o => o.value)"
+    ) == ["TR"]
+    page.get_by_label("Your project idea").fill("Digital skills for adult learners in rural areas")
+    page.get_by_role("button", name="Find partners").click()
+    page.wait_for_url("**/results?s=*")
+    assert "is kept for this search" in page.locator(".flash").inner_text()
+    assert page.locator("#eligibility .members li", has_text=added).count() == 1  # the draft survived
+    page.get_by_role("link", name="See whole-consortium proposals").click()
+    proposal = page.locator(".proposal").first
+    proposed = proposal.locator(".member-added a").all_inner_texts()
+    proposal.get_by_role("button", name="Adopt proposal 1 into your draft consortium").click()
+    for org in proposed:
+        page.locator("#eligibility .members li", has_text=org).first.wait_for()
+    page.get_by_role("button", name="Make a link to share it").click()
+    shared = page.url
+    other = page.context.browser.new_context(viewport={"width": 375, "height": 800})  # type: ignore[union-attr]
+    try:
+        viewer = other.new_page()
+        viewer.goto(shared)
+        panel = viewer.locator("#eligibility").inner_text()
+        assert added in panel and all(org in panel for org in proposed)
+        overflow = viewer.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1  # nothing wider than a phone
+    finally:
+        other.close()
