@@ -303,5 +303,20 @@ def test_a_coordinator_refines_adopts_and_shares_a_consortium(page, live_server)
         assert added in panel and all(org in panel for org in proposed)
         overflow = viewer.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1  # nothing wider than a phone
+        # a 300-character name (word-free, as pasted from a database) wraps too
+        import requests
+
+        from tests.conftest import bearer
+
+        long_name = "Kunnskapssenteret" + "X" * 283
+        body = {"name": long_name, "country": "IS", "sector": "youth", "description": "A youth centre in Reykjavik."}
+        made = requests.post(
+            f"{live_server}/api/v1/organisations", json=body, headers=bearer(APPS[live_server]), timeout=30
+        )  # type: ignore[arg-type]
+        assert made.status_code == 201, made.text
+        for path in (f"/organisations/{made.json()['id']}", "/newcomers?country=IS"):
+            viewer.goto(live_server + path)
+            assert long_name in viewer.content()
+            assert viewer.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1, path
     finally:
         other.close()
