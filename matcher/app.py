@@ -103,9 +103,6 @@ class OrganisationPage:
     pages: int
 
 
-NewcomerList = OrganisationPage
-
-
 @dataclass
 class NameMatch:
     """A name typed by a user: the organisation it names, or why none, with the ones it may mean."""
@@ -329,9 +326,7 @@ class PartnerMatch:
                 return NameMatch(None, f'"{name.strip()}" is part of {what}: choose one.', partial)
             folded = registry.folded_names(s)
             near = process.extract(typed, folded, scorer=fuzz.ratio, score_cutoff=80, limit=5)
-            choices = [
-                c for i in [int(k) for _, _, k in near] for c in registry.organisations_named(s, folded[i], True, 1)
-            ]
+            choices = [c for _, _, k in near for c in registry.organisations_named(s, folded[int(k)], True, 1)]
         if choices:
             return NameMatch(None, f'No organisation is called "{name.strip()}". Did you mean one of these?', choices)
         return NameMatch(None, f'No organisation called "{name.strip()}" is registered.')

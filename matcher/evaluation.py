@@ -356,12 +356,12 @@ def evaluate(
         tied = (f.shared > 0) | (f.two_hop > 0)  # what the service shows "from your network"
         for method in methods:
             scores = _method_scores(method, setup, q, f, mask, linear, fitted) + 1e-9 * jitter
-            if method == "matcher_groups":
-                order = _groups_order(scores, pool, tied, newcomer, fair)
-                _record(results[method], order, scores, pool, pool_mask, newcomer, q, network, i, fair)
-            else:
-                fair_ranked = method == "matcher"
-                _record(results[method], fair_ranked, scores, pool, pool_mask, newcomer, q, network, i, fair)
+            ordered = None  # plain score order, counted without sorting the pool
+            if method == "matcher":
+                ordered = fair_top(rank(scores, pool, CUTOFF), newcomer, CUTOFF, fair, scores, pool)
+            elif method == "matcher_groups":
+                ordered = _groups_order(scores, pool, tied, newcomer, fair)
+            _record(results[method], ordered, scores, pool, pool_mask, newcomer, q, network, i)
     return {
         "protocol": protocol,
         "known": known,
@@ -404,7 +404,7 @@ def _groups_order(
 
 def _record(
     res: MethodResult,
-    fair_ranked: bool | np.ndarray,
+    ordered: np.ndarray | None,
     scores: np.ndarray,
     pool: np.ndarray,
     pool_mask: np.ndarray,
@@ -412,15 +412,10 @@ def _record(
     q: Query,
     network: np.ndarray,
     index: int,
-    fair: FairConfig,
 ) -> None:
-    """Each hidden member's rank and the top 10's newcomer share: FA*IR-reranked for the matcher
-    (``fair_ranked`` True), or in a given order (an array: the groups' list)."""
-    if isinstance(fair_ranked, np.ndarray) or fair_ranked:
-        if isinstance(fair_ranked, np.ndarray):
-            ordered = fair_ranked
-        else:
-            ordered = fair_top(rank(scores, pool, CUTOFF), newcomer, CUTOFF, fair, scores, pool)
+    """Each hidden member's rank and the top 10's newcomer share, in the ``ordered`` list a method shows
+    (the matcher's FA*IR list, the groups' list) or, when None, in plain score order."""
+    if ordered is not None:
         where = {int(p): r + 1 for r, p in enumerate(ordered.tolist())}
         ranks = [where.get(t, 0) for t in q.targets]
         top10 = ordered[:10]

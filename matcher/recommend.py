@@ -187,9 +187,9 @@ class Matcher:
         ok = np.ones(len(h.org_ids), dtype=bool)
         ok[members] = False
         if req.countries:
-            ok &= np.isin(h.country_names, req.countries)[h.country_codes]
+            ok &= self.countries.isin(req.countries)
         if req.exclude_countries:
-            ok &= ~np.isin(h.country_names, req.exclude_countries)[h.country_codes]
+            ok &= ~self.countries.isin(req.exclude_countries)
         if req.org_types:
             ok &= np.isin(self.org_types, req.org_types)
         key = (req.action, req.year)
@@ -295,8 +295,7 @@ class Matcher:
             wanted, what = counting, "an organisation from an EU Member State or associated country"
         else:
             return []
-        h = self.history
-        if not np.isin(h.country_names, sorted(wanted))[h.country_codes[pool]].any():  # codes: no string sort
+        if not self.countries.isin(wanted)[pool].any():
             return [
                 f"With these filters no suggestion can make the consortium eligible: it needs {what}, and no "
                 "organisation that passes the filters is from one."

@@ -30,7 +30,7 @@ from matcher.recommend import MatchRequest, Recommendation, UnknownOrganisation
 from service import csrf, limiter
 from service.auth import token_actor
 from service.errors import error_response
-from service.exports import export_name, newcomers_csv
+from service.exports import csv_file, export_name, newcomer_table
 from service.schemas import (
     ConflictOut,
     ConsortiaIn,
@@ -396,7 +396,7 @@ def newcomers() -> Response:
     countries, sectors = [q.country] if q.country else [], [q.sector] if q.sector else []
     found = partner_match().newcomers(q.theme, countries, sectors, page=q.page, page_size=q.limit)
     if q.format == "csv":
-        return newcomers_csv(found, export_name(q.theme, countries, sectors))
+        return csv_file(newcomer_table(found), export_name(q.theme, countries, sectors))
     items = [listed_json(o, NewcomerOut) for o in found.items]
     return jsonify({"items": items, "theme": q.theme, "total": found.total, "page": found.page, "pages": found.pages})
 

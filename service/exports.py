@@ -39,51 +39,48 @@ def export_name(theme: str, countries: Sequence[str], sectors: Sequence[str]) ->
     return "-".join(parts)[:120]
 
 
-def newcomer_rows(found: OrganisationPage, ranked: bool) -> tuple[list[str], list[list[Any]]]:
-    header = ["Name", "Country", "City", "Sector", "Organisation type", "Website", "Description", "Page"]
-    if ranked:
-        header.append("Relevance to the theme")
-
-    def row(o: Listed) -> list[Any]:
-        cells: list[Any] = [
-            o.name,
-            vocab.country_name(o.country) if o.country else "",
-            o.city or "",
-            vocab.sectors().get(o.sector, o.sector),
-            o.org_type or "",
-            o.website or "",
-            (o.description or "")[:1000],
-            url_for("pages.organisation", org_id=o.id, _external=True),
-        ]
-        if ranked:
-            cells.append(round(float(o.score or 0.0), 3))
-        return [spreadsheet_safe(c) for c in cells]
-
-    return header, [row(o) for o in found.items]
+Table = tuple[list[str], list[list[Any]]]
+ORGANISATION_COLUMNS = ["Name", "Country", "City", "Sector", "Organisation type", "Website"]
 
 
-def newcomers_csv(found: OrganisationPage, name: str, sep: str = ",") -> Response:
-    ranked = any(o.score is not None for o in found.items)
-    header, rows = newcomer_rows(found, ranked)
+def organisation_cells(o: Listed) -> list[Any]:
+    """What every file says of an organisation, in labels (ORGANISATION_COLUMNS)."""
+    return [
+        o.name,
+        vocab.country_name(o.country) if o.country else "",
+        o.city or "",
+        vocab.sectors().get(o.sector, o.sector),
+        o.org_type or "",
+        o.website or "",
+    ]
+
+
+def page_url(o: Listed) -> str:
+    return url_for("pages.organisation", org_id=o.id, _external=True)
+
+
+def csv_file(table: Table, name: str, sep: str = ",") -> Response:
+    """A CSV with a byte-order mark and CRLF lines, every cell neutralised, as a download called ``name``."""
+    header, rows = table
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=sep, lineterminator="\r\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([spreadsheet_safe(c) for c in row] for row in rows)
     response = Response("\ufeff" + buffer.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response
 
 
-def newcomers_xlsx(found: OrganisationPage, name: str) -> Response:
+def xlsx_file(table: Table, name: str, sheet_title: str) -> Response:
+    """The same table as an .xlsx workbook (cells neutralised alike: LibreOffice reads text as typed)."""
     from openpyxl import Workbook
 
-    ranked = any(o.score is not None for o in found.items)
-    header, rows = newcomer_rows(found, ranked)
+    header, rows = table
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("Newcomers")
+    sheet = book.create_sheet(sheet_title)
     sheet.append(header)
-    for r in rows:
-        sheet.append(r)
+    for row in rows:
+        sheet.append([spreadsheet_safe(c) for c in row])
     out = io.BytesIO()
     book.save(out)
     response = Response(out.getvalue(), mimetype=XLSX)
@@ -91,31 +88,26 @@ def newcomers_xlsx(found: OrganisationPage, name: str) -> Response:
     return response
 
 
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """``1 organisation``, ``2 organisations``: every count a page or a file shows."""
-    return f"{n:,} {word if n == 1 else (words or word + 's')}"
-
-
-def consortium_rows(
-    members: list[Listed], verdict: Eligibility, roles: dict[Any, str]
-) -> tuple[list[str], list[list[Any]]]:
-    header = ["Role", "Name", "Country", "City", "Sector", "Organisation type", "Website", "Page"]
+def newcomer_table(found: OrganisationPage) -> Table:
+    """Newcomers with a line of description and their page; relevance only where a theme ranked them."""
+    ranked = any(o.score is not None for o in found.items)
+    header = [*ORGANISATION_COLUMNS, "Description", "Page", *(["Relevance to the theme"] if ranked else [])]
     rows = [
         [
-            spreadsheet_safe(c)
-            for c in (
-                roles.get(m.id, "Partner (draft)"),
-                m.name,
-                vocab.country_name(m.country) if m.country else "",
-                m.city or "",
-                vocab.sectors().get(m.sector, m.sector),
-                m.org_type or "",
-                m.website or "",
-                url_for("pages.organisation", org_id=m.id, _external=True),
-            )
+            *organisation_cells(o),
+            (o.description or "")[:1000],
+            page_url(o),
+            *([round(float(o.score or 0.0), 3)] if ranked else []),
         ]
-        for m in members
+        for o in found.items
     ]
+    return header, rows
+
+
+def consortium_table(members: list[Listed], verdict: Eligibility, roles: dict[Any, str]) -> Table:
+    """A draft consortium, each member with its role, then the Programme Guide's verdict on it."""
+    header = ["Role", *ORGANISATION_COLUMNS, "Page"]
+    rows: list[list[Any]] = [[roles.get(m.id, "Partner (draft)"), *organisation_cells(m), page_url(m)] for m in members]
     status = "eligible" if verdict.eligible else "not yet eligible"
     rows.append([])
     rows.append([f"Programme Guide, {verdict.call_year} call: {status}"])
@@ -124,28 +116,6 @@ def consortium_rows(
     return header, rows
 
 
-def consortium_csv(members: list[Listed], verdict: Eligibility, roles: dict[Any, str]) -> Response:
-    header, rows = consortium_rows(members, verdict, roles)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    response = Response("\ufeff" + buffer.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = 'attachment; filename="draft-consortium.csv"'
-    return response
-
-
-def consortium_xlsx(members: list[Listed], verdict: Eligibility, roles: dict[Any, str]) -> Response:
-    from openpyxl import Workbook
-
-    header, rows = consortium_rows(members, verdict, roles)
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("Draft consortium")
-    sheet.append(header)
-    for r in rows:
-        sheet.append(r)
-    out = io.BytesIO()
-    book.save(out)
-    response = Response(out.getvalue(), mimetype=XLSX)
-    response.headers["Content-Disposition"] = 'attachment; filename="draft-consortium.xlsx"'
-    return response
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 organisation``, ``2 organisations``: every count a page or a file shows."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"

@@ -33,11 +33,11 @@ from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberR
 
 from matcher import eligibility, vocab
 from matcher.accounts import EDITABLE, EMAIL
-from matcher.app import AccountError, DraftPanel, NameMatch, NameTaken, NewcomerList
+from matcher.app import AccountError, DraftPanel, NameMatch, NameTaken, OrganisationPage
 from matcher.recommend import MatchRequest
 from service import i18n, limiter
 from service.auth import own_path, page_actor, signed_in
-from service.exports import consortium_csv, consortium_xlsx, export_name, newcomers_csv, newcomers_xlsx, plural
+from service.exports import consortium_table, csv_file, export_name, newcomer_table, plural, xlsx_file
 from service.state import multilingual, partner_match
 
 bp = Blueprint("pages", __name__)
@@ -368,11 +368,12 @@ def results() -> str | WerkzeugResponse:
 
 def draft_panel() -> dict[str, Any]:
     search = current_search() or {}
-    virtual = None
-    if not search.get("applicant") and search.get("applicant_country") and search.get("applicant_sector"):
-        virtual = eligibility.Member(
-            0, search["applicant_country"], search["applicant_sector"], search.get("applicant_name") or ""
-        )
+    virtual = MatchRequest(  # the same rule as the recommendations: a registered applicant takes precedence
+        applicant=search.get("applicant"),
+        applicant_country=search.get("applicant_country"),
+        applicant_sector=search.get("applicant_sector"),
+        applicant_name=search.get("applicant_name") or "your organisation",
+    ).unregistered
     found: DraftPanel = partner_match().draft(
         members_of(search),
         search.get("action", "cooperation"),
@@ -441,9 +442,10 @@ def export_draft(kind: str) -> Response:
     panel = draft_panel()
     roles = {search.get("applicant"): "Applicant (coordinator)"}
     roles.update({i: "Partner" for i in search.get("partners", [])})
+    table = consortium_table(panel["members"], panel["eligibility"], roles)
     if kind == "xlsx":
-        return consortium_xlsx(panel["members"], panel["eligibility"], roles)
-    return consortium_csv(panel["members"], panel["eligibility"], roles)
+        return xlsx_file(table, "draft-consortium", "Draft consortium")
+    return csv_file(table, "draft-consortium")
 
 
 @bp.get("/consortia")
@@ -481,7 +483,7 @@ def _newcomer_filter() -> NewcomerFilter:
     return form
 
 
-def _newcomer_list(form: NewcomerFilter, page: int, size: int) -> NewcomerList:
+def _newcomer_list(form: NewcomerFilter, page: int, size: int) -> OrganisationPage:
     return partner_match().newcomers(
         theme=form.theme.data or "",
         countries=tuple(form.country.data or ()),
@@ -517,8 +519,8 @@ def newcomers_download(kind: str) -> Response:
     found = _newcomer_list(form, 1, EXPORT_MAX)
     name = export_name(form.theme.data or "", form.country.data or [], form.sector.data or [])
     if kind == "xlsx":
-        return newcomers_xlsx(found, name)
-    return newcomers_csv(found, name, ";" if request.args.get("sep") == "semicolon" else ",")
+        return xlsx_file(newcomer_table(found), name, "Newcomers")
+    return csv_file(newcomer_table(found), name, ";" if request.args.get("sep") == "semicolon" else ",")
 
 
 def _register_values(form: RegisterForm) -> dict[str, Any]:

@@ -92,43 +92,37 @@ DEMO = ROOT / "seed_data" / "demo"
 @pytest.fixture
 def demo_env(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The demo data imported and indexed (hashing encoder, fast) behind the CLI settings."""
+    monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
+    import_demo(cli_env["PARTNER_MATCH_DATABASE_URL"], Path(cli_env["PARTNER_MATCH_INDEX_DIR"]))
+    return cli_env
+
+
+def import_demo(db_url: str, index_dir: Path) -> None:
+    """The shipped demo data imported into an upgraded database and indexed with the hashing encoder."""
     import seed_data
     from embeddings.encoders import HashingEncoder
     from embeddings.index import IndexStore
     from matcher import importers
     from matcher.indexing import build_index
 
-    monkeypatch.setenv("PARTNER_MATCH_ENCODER", "hashing")
-    db = Database(cli_env["PARTNER_MATCH_DATABASE_URL"])
+    db = Database(db_url).upgrade()
     for path in seed_data.demo_files():
         with db.session() as s:
             importers.import_path(s, path, progress=False)
-    build_index(db, HashingEncoder(), IndexStore(Path(cli_env["PARTNER_MATCH_INDEX_DIR"])), progress=False)
+    build_index(db, HashingEncoder(), IndexStore(index_dir), progress=False)
     db.dispose()
-    return cli_env
 
 
 @pytest.fixture
 def backend_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     """The demo data imported and indexed in the database ``db_url`` names: SQLite, and PostgreSQL when set."""
-    import seed_data
-    from embeddings.encoders import HashingEncoder
-    from embeddings.index import IndexStore
-    from matcher import importers
-    from matcher.indexing import build_index
-
     env = {
         "PARTNER_MATCH_INSTANCE_DIR": str(tmp_path / "instance"),
         "PARTNER_MATCH_DATABASE_URL": db_url,
         "PARTNER_MATCH_INDEX_DIR": str(tmp_path / "instance" / "index"),
         "PARTNER_MATCH_ENCODER": "hashing",
     }
-    db = Database(db_url).upgrade()
-    for path in seed_data.demo_files():
-        with db.session() as s:
-            importers.import_path(s, path, progress=False)
-    build_index(db, HashingEncoder(), IndexStore(Path(env["PARTNER_MATCH_INDEX_DIR"])), progress=False)
-    db.dispose()
+    import_demo(db_url, Path(env["PARTNER_MATCH_INDEX_DIR"]))
     return env
 
 

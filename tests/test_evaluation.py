@@ -118,7 +118,6 @@ def test_metrics_name_what_they_measure_and_say_when_a_subgroup_is_empty() -> No
     import numpy as np
 
     from matcher.evaluation import ATTENTION, MethodResult, _record
-    from matcher.fairness import FairConfig
     from matcher.ranker import Query
 
     res = MethodResult()
@@ -127,7 +126,7 @@ def test_metrics_name_what_they_measure_and_say_when_a_subgroup_is_empty() -> No
     pool = np.array([1, 2, 3])
     pool_mask = np.array([False, True, True, True])
     q = Query(0, "p1", 2020, "", [0], 3)
-    _record(res, False, scores, pool, pool_mask, newcomer, q, np.array([True]), 0, FairConfig(share=0.0))
+    _record(res, None, scores, pool, pool_mask, newcomer, q, np.array([True]), 0)
     m = res.metrics(pool_size=4, with_exposure=True)
     assert m["recall@10"] == 1.0 and m["mrr@1000"] == 0.5  # the hidden one ranks 2nd, behind organisation 2
     assert m["recall@10_network"] == 1.0 and m["recall@10_novel"] is None and m["hit@10"] == 1.0
@@ -141,7 +140,6 @@ def test_several_hidden_members_split_into_network_and_novel() -> None:
     import numpy as np
 
     from matcher.evaluation import MethodResult, _record
-    from matcher.fairness import FairConfig
     from matcher.ranker import Query
 
     res = MethodResult()
@@ -150,9 +148,9 @@ def test_several_hidden_members_split_into_network_and_novel() -> None:
     pool_mask = np.arange(15) > 0
     newcomer = np.zeros(15, dtype=bool)
     q = Query(0, "p1", 2020, "", [0], 1, targets=[1, 13, 14], coordinator=0)  # ranks 1, 13 and 14
-    _record(res, False, scores, pool, pool_mask, newcomer, q, np.array([True, False, False]), 0, FairConfig(0.0))
+    _record(res, None, scores, pool, pool_mask, newcomer, q, np.array([True, False, False]), 0)
     q2 = Query(1, "p2", 2020, "", [0], 14, coordinator=0)  # a second query: one novel member, rank 14
-    _record(res, False, scores, pool, pool_mask, newcomer, q2, np.array([False]), 1, FairConfig(0.0))
+    _record(res, None, scores, pool, pool_mask, newcomer, q2, np.array([False]), 1)
     m = res.metrics(pool_size=15, with_exposure=True)
     assert (m["hidden"], m["network"], m["novel"]) == (4, 1, 3)
     assert m["recall@10"] == 0.25 and m["recall@20"] == 1.0  # of the four hidden members, over both queries
