@@ -20,6 +20,7 @@ import numpy as np
 
 import seed_data
 from matcher import vocab
+from matcher.vocab import Text, plural_text
 
 MEMBER, ASSOCIATED, NOT_ASSOCIATED, EXCLUDED = "member", "associated", "not_associated", "excluded"
 
@@ -162,38 +163,61 @@ class Eligibility:
 def _member_problems(m: Member, rule: ActionRule, year: int, coordinator: bool) -> tuple[list[str], list[str]]:
     """(unmet rules, notes) for one member; a member counts when it has neither problems nor a non-counting note."""
     status = country_status(m.country, year)
-    country = vocab.country_name(m.country)
+    who, action_ = m.label, rule.label.lower()
     missing: list[str] = []
     notes: list[str] = []
     if status.status == EXCLUDED:
-        missing.append(f"{m.label}: organisations from {country} cannot take part in Erasmus+")
+        missing.append(
+            Text("{who}: organisations from {country} cannot take part in Erasmus+", who=who, country=m.country)
+        )
     elif status.status == NOT_ASSOCIATED:
         if coordinator:
             missing.append(
-                f"{m.label} cannot apply as coordinator: {country} is not associated to the programme; "
-                "the applicant must be established in an EU Member State or an associated third country"
+                Text(
+                    "{who} cannot apply as coordinator: {country} is not associated to the programme; the "
+                    "applicant must be established in an EU Member State or an associated third country",
+                    who=who,
+                    country=m.country,
+                )
             )
         elif not rule.non_associated_may_join:
             missing.append(
-                f"{m.label}: {country} is not associated to the programme, and a {rule.label.lower()} "
-                "admits only organisations from EU Member States and associated third countries"
+                Text(
+                    "{who}: {country} is not associated to the programme, and a {action} admits only "
+                    "organisations from EU Member States and associated third countries",
+                    who=who,
+                    country=m.country,
+                    action=action_,
+                )
             )
         else:
             notes.append(
-                f"{m.label}: {country} is not associated to the programme: may join as a partner, "
-                "does not count toward the minimum"
+                Text(
+                    "{who}: {country} is not associated to the programme: may join as a partner, does not "
+                    "count toward the minimum",
+                    who=who,
+                    country=m.country,
+                )
             )
     elif status.announced:
         notes.append(
-            f"{country} takes part as an associated country from the {year} calls as announced "
-            "(formal adoption pending)"
+            Text(
+                "{country} takes part as an associated country from the {year} calls as announced (formal "
+                "adoption pending)",
+                country=m.country,
+                year=year,
+            )
         )
     if rule.sectors is not None and m.sector not in rule.sectors:
-        what = vocab.sectors().get(m.sector, m.sector).lower()
         missing.append(
-            f"{m.label}: a {rule.label.lower()} admits schools only"
+            Text("{who}: a {action} admits schools only", who=who, action=action_)
             if rule.schools_only
-            else f"{m.label}: {what} organisations cannot take part in a {rule.label.lower()}"
+            else Text(
+                "{who}: organisations of the sector {sector} cannot take part in a {action}",
+                who=who,
+                sector=m.sector,
+                action=action_,
+            )
         )
     if (
         rule.eche_for_higher_education
@@ -202,8 +226,11 @@ def _member_problems(m: Member, rule: ActionRule, year: int, coordinator: bool) 
         and not m.eche
     ):
         notes.append(
-            f"{m.label}: a higher education institution needs a valid Erasmus Charter for Higher "
-            "Education (ECHE); none is recorded for it here"
+            Text(
+                "{who}: a higher education institution needs a valid Erasmus Charter for Higher Education "
+                "(ECHE); none is recorded for it here",
+                who=who,
+            )
         )
     return missing, notes
 
@@ -222,7 +249,13 @@ def check(
     notes: list[str] = []
     if not rule.open_in(year):
         missing.append(
-            f"a {rule.label.lower()} ({rule.code}) could be applied for in the {rule.calls} calls only, not in {year}"
+            Text(
+                "a {action} ({code}) could be applied for in the {calls} calls only, not in {year}",
+                action=rule.label.lower(),
+                code=rule.code,
+                calls=rule.calls,
+                year=year,
+            )
         )
     counted = []
     for m in members:
@@ -232,22 +265,54 @@ def check(
         if not problems and counts_toward(m.country, year):
             counted.append(m)
     countries = sorted({m.country for m in counted if m.country})
-    kind = "schools" if rule.schools_only else "organisations"
+    schools = rule.schools_only
     orgs_needed = max(0, rule.min_organisations - len(counted))
     countries_needed = max(0, rule.min_countries - len(countries))
+    action_, least = rule.label.lower(), rule.min_organisations
     if orgs_needed:
         missing.append(
-            f"{orgs_needed} more {kind if orgs_needed > 1 else kind[:-1]} from EU Member States or "
-            f"associated countries (a {rule.label.lower()} needs at least {rule.min_organisations})"
+            plural_text(
+                "{n} more school from EU Member States or associated countries (a {action} needs at least {least})",
+                "{n} more schools from EU Member States or associated countries (a {action} needs at least {least})",
+                n=orgs_needed,
+                action=action_,
+                least=least,
+            )
+            if schools
+            else plural_text(
+                "{n} more organisation from EU Member States or associated countries (a {action} needs at least "
+                "{least})",
+                "{n} more organisations from EU Member States or associated countries (a {action} needs at "
+                "least {least})",
+                n=orgs_needed,
+                action=action_,
+                least=least,
+            )
         )
     if countries_needed:
+        so_far = {"n": countries_needed, "least": rule.min_countries, "so_far": len(countries)}
         missing.append(
-            f"{kind.capitalize()} from {countries_needed} more EU Member "
-            f"{'State or associated country' if countries_needed == 1 else 'States or associated countries'}"
-            f" (at least {rule.min_countries} needed, {len(countries)} so far)"
+            plural_text(
+                "Schools from {n} more EU Member State or associated country (at least {least} needed, {so_far} "
+                "so far)",
+                "Schools from {n} more EU Member States or associated countries (at least {least} needed, {so_far} "
+                "so far)",
+                **so_far,
+            )
+            if schools
+            else plural_text(
+                "Organisations from {n} more EU Member State or associated country (at least {least} needed, "
+                "{so_far} so far)",
+                "Organisations from {n} more EU Member States or associated countries (at least {least} needed, "
+                "{so_far} so far)",
+                **so_far,
+            )
         )
     if rule.max_organisations is not None and len(members) > rule.max_organisations:
+        most, over = rule.max_organisations, len(members) - rule.max_organisations
         missing.append(
-            f"at most {rule.max_organisations} {kind} may take part: {len(members) - rule.max_organisations} too many"
+            Text("at most {most} schools may take part: {n} too many", most=most, n=over)
+            if schools
+            else Text("at most {most} organisations may take part: {n} too many", most=most, n=over)
         )
     return Eligibility(key, not missing, missing, countries, countries_needed, orgs_needed, notes, year)

@@ -27,7 +27,17 @@ from matcher.db import Database
 from matcher.fairness import FairConfig
 from matcher.newcomer import NewcomerRule
 from matcher.ranker import FittedRanker, Query, RankerConfig, build_queries, project_texts
-from matcher.ranking import FeatureConfig, Features, History, ScoreConfig, fair_top, features, rank, score
+from matcher.ranking import (
+    FeatureConfig,
+    Features,
+    History,
+    ScoreConfig,
+    fair_top,
+    features,
+    in_network,
+    rank,
+    score,
+)
 
 METHODS = (
     "random",
@@ -39,6 +49,7 @@ METHODS = (
     "matcher_no_fairness",
     "matcher",
     "matcher_groups",
+    "matcher_new_to_you",
 )
 CUTOFF = 1000
 ATTENTION = 1.0 / np.log2(np.arange(2, 12))  # the attention a user gives ranks 1..10 (DCG discount)
@@ -303,7 +314,7 @@ def _method_scores(
         return f.text.astype(np.float64)
     if method == "matcher_default":
         return linear
-    if method in ("matcher_no_fairness", "matcher", "matcher_groups"):
+    if method in ("matcher_no_fairness", "matcher", "matcher_groups", "matcher_new_to_you"):
         return fitted
     raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
 
@@ -353,14 +364,18 @@ def evaluate(
         fitted = fold_ranker.score(f, linear, pool) if fold_ranker is not None else linear
         # ties (e.g. all-zero text scores when a project has no text) are broken at random, per query
         jitter = np.random.default_rng(_seed(q.identifier)).random(len(setup.history.org_ids))
-        tied = (f.shared > 0) | (f.two_hop > 0)  # what the service shows "from your network"
+        tied = in_network(f)  # what the service shows "from your network"; the rest is "new to you"
+        found = score(f, weights, discovery=True) + 1e-9 * jitter  # the "new to you" group's scorer
+        far = pool[~tied[pool]]
         for method in methods:
             scores = _method_scores(method, setup, q, f, mask, linear, fitted) + 1e-9 * jitter
             ordered = None  # plain score order, counted without sorting the pool
             if method == "matcher":
                 ordered = fair_top(rank(scores, pool, CUTOFF), newcomer, CUTOFF, fair, scores, pool)
             elif method == "matcher_groups":
-                ordered = _groups_order(scores, pool, tied, newcomer, fair)
+                ordered = _groups_order(scores, found, pool, tied, newcomer, fair)
+            elif method == "matcher_new_to_you":
+                ordered = fair_top(rank(found, far, CUTOFF), newcomer, CUTOFF, fair, found, far) if len(far) else far
             _record(results[method], ordered, scores, pool, pool_mask, newcomer, q, network, i)
     return {
         "protocol": protocol,
@@ -375,17 +390,21 @@ def evaluate(
 
 
 def _groups_order(
-    scores: np.ndarray, pool: np.ndarray, tied: np.ndarray, newcomer: np.ndarray, fair: FairConfig, per: int = 5
+    scores: np.ndarray,
+    found: np.ndarray,
+    pool: np.ndarray,
+    tied: np.ndarray,
+    newcomer: np.ndarray,
+    fair: FairConfig,
+    per: int = 5,
 ) -> np.ndarray:
     """The service's two groups as one list a user reads: in every ten, the best ``per`` "from your
-    network" then "new to you" (newcomer share held there), each in the matcher's order; a group that
-    runs out leaves its places to the other."""
+    network" (the matcher's order, ``scores``) then "new to you" (the discovery scorer's order,
+    ``found``, newcomer share held there); a group that runs out leaves its places to the other."""
     near = rank(scores, pool[tied[pool]], CUTOFF)
     far_pool = pool[~tied[pool]]
     far = (
-        fair_top(rank(scores, far_pool, CUTOFF), newcomer, CUTOFF, fair, scores, far_pool)
-        if len(far_pool)
-        else near[:0]
+        fair_top(rank(found, far_pool, CUTOFF), newcomer, CUTOFF, fair, found, far_pool) if len(far_pool) else near[:0]
     )
     out: list[int] = []
     a, b = near.tolist(), far.tolist()

@@ -98,6 +98,17 @@ DEFAULT_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("profile", 1.5),
     ("overlap", 3.0),
 )
+# "New to you": nobody in the consortium has worked with them, so the network's own columns are zero
+# there. What still says "worth meeting" is the idea's text and an introduction: a partner of a partner,
+# reached by the walk. On run T (coordinator known, 2020+ consortia, no text) the walk and partners of
+# partners find 0.020 of the novel partners in ten places against 0.014 for the default scorer and
+# 0.009 for country popularity.
+DISCOVERY_WEIGHTS: tuple[tuple[str, float], ...] = (
+    ("walk", 1.0),
+    ("two_hop", 1.0),
+    ("text", 2.0),
+    ("profile", 1.5),
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,7 @@ class ScoreConfig:
     """
 
     weights: tuple[tuple[str, float], ...] = DEFAULT_WEIGHTS
+    discovery: tuple[tuple[str, float], ...] = DISCOVERY_WEIGHTS  # the "new to you" group's weights
     coordinator_weight: float = 0.3  # added to the coordinator column when a coordinator is sought
 
 
@@ -325,19 +337,26 @@ def features(
     )
 
 
-def default_weights(config: ScoreConfig, seek_coordinator: bool = False) -> np.ndarray:
+def default_weights(config: ScoreConfig, seek_coordinator: bool = False, discovery: bool = False) -> np.ndarray:
     weights = np.zeros(len(FEATURES), dtype=np.float32)
-    for name, value in config.weights:
+    for name, value in config.discovery if discovery else config.weights:
         weights[FEATURES.index(name)] = value
     if seek_coordinator:
         weights[FEATURES.index("coordinated")] += config.coordinator_weight
     return weights
 
 
-def score(f: Features, config: ScoreConfig, seek_coordinator: bool = False) -> np.ndarray:
+def in_network(f: Features) -> np.ndarray:
+    """Who is "from your network": it has worked with a member of the consortium. Everyone else is
+    "new to you", partners of partners included (the consortium has not worked with them yet)."""
+    return np.asarray(f.shared > 0)
+
+
+def score(f: Features, config: ScoreConfig, seek_coordinator: bool = False, discovery: bool = False) -> np.ndarray:
     """The default linear scorer: hand-set weights over the feature columns (only those weighted are
-    computed: no matrix of every column for every organisation per request)."""
-    weights = default_weights(config, seek_coordinator)
+    computed: no matrix of every column for every organisation per request). ``discovery`` weighs
+    for the "new to you" group instead (``ScoreConfig.discovery``)."""
+    weights = default_weights(config, seek_coordinator, discovery)
     total = np.zeros(len(f.projects), dtype=np.float32)
     for column, w in zip(COLUMNS, weights, strict=True):
         if w:

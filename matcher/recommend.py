@@ -13,7 +13,7 @@ import numpy as np
 
 from embeddings.encoders import Encoder
 from embeddings.index import LoadedIndex
-from matcher import registry, vocab
+from matcher import registry
 from matcher.complementarity import Coded, ComplementarityConfig, Gains, gains
 from matcher.db import Database
 from matcher.eligibility import Eligibility, Member, check, counting_countries, default_call_year, may_join
@@ -29,9 +29,11 @@ from matcher.ranking import (
     default_weights,
     fair_top,
     features,
+    in_network,
     rank,
     score,
 )
+from matcher.vocab import Text, plural_text
 
 UNREGISTERED = 0  # the id an unregistered applicant has in eligibility checks (no organisation has it)
 
@@ -51,8 +53,8 @@ class MatchRequest:
     seek_coordinator: bool = False
     call_year: int | None = None  # the call applied to; None: the next one
     fairness: str = QUOTA  # how the newcomer share is held: a quota, or FA*IR's significance test
-    network_k: int = 5  # "from your network": known partners and partners of partners
-    new_k: int = 10  # "new to you": relevant organisations nobody in the consortium has worked with
+    network_k: int = 5  # "from your network": organisations a member has worked with
+    new_k: int = 10  # "new to you": nobody in the consortium has worked with them (partners of partners may)
     # an applicant not (yet) in the registry: its country and sector still count for eligibility,
     # complementarity and reasons; ``applicant`` (a registered one) takes precedence
     applicant_country: str | None = None
@@ -211,6 +213,11 @@ class Matcher:
         out[self._profile_rows[keep]] = sims[keep]
         return out
 
+    @staticmethod
+    def _seek(req: MatchRequest) -> bool:
+        """A coordinator is sought when the request says so, or when nobody applies yet."""
+        return req.seek_coordinator or (req.applicant is None and req.unregistered is None)
+
     def _score(self, req: MatchRequest, members: list[int]) -> tuple[Features, np.ndarray, Eligibility, Gains]:
         h = self.history
         query = self.encoder.encode_queries([req.idea])[0] if (req.idea.strip() and self.encoder) else None
@@ -219,7 +226,7 @@ class Matcher:
         virtual = req.unregistered
         extra = [(virtual.country or "", virtual.sector)] if virtual else []
         g = gains(self.countries, self.sectors, members, req.sectors, elig.countries_needed, req.year, extra)
-        seek = req.seek_coordinator or (req.applicant is None and virtual is None)
+        seek = self._seek(req)
         linear = score(f, self.weights, seek_coordinator=seek)
         if self.ranker is not None and members:
             # the fitted ranker orders the network; the idea's text and a sought coordinator keep their
@@ -248,9 +255,9 @@ class Matcher:
 
     def recommend(self, req: MatchRequest) -> MatchResult:
         """One ranked list (``k``, newcomer share held by FA*IR) and the same pool in two groups: "from
-        your network" (a shared project with a member, or a partner of a partner: the fitted network
-        ranker's order) and "new to you" (nobody in the consortium has worked with them: ranked by
-        the idea's relevance and complementarity, the network features being zero there, with the
+        your network" (a shared project with a member: the fitted network ranker's order) and "new to
+        you" (nobody in the consortium has worked with them: ranked by the discovery scorer, the
+        idea's relevance and an introduction through a partner, plus complementarity, with the
         newcomer share held within the group)."""
         members = self.positions(req.members)
         f, scores, elig, g = self._score(req, members)
@@ -260,18 +267,19 @@ class Matcher:
             return MatchResult([], elig, warnings)
         standout = self._standout(f, pool)
 
-        def explain(positions: np.ndarray) -> list[Recommendation]:
-            return [self._explain(int(p), f, g, scores, members, req, elig, standout) for p in positions]
+        def explain(positions: np.ndarray, by: np.ndarray = scores) -> list[Recommendation]:
+            return [self._explain(int(p), f, g, by, members, req, elig, standout) for p in positions]
 
         fair = self._fair(req)
         top = fair_top(rank(scores, pool, max(req.k * 5, 50)), self.newcomer, req.k, fair, scores, pool)
-        tied = (f.shared > 0) | (f.two_hop > 0)
+        tied = in_network(f)
         near, far = pool[tied[pool]], pool[~tied[pool]]
         network = rank(scores, near, req.network_k) if req.network_k > 0 and len(near) else near[:0]
         fresh = far[:0]
+        found = score(f, self.weights, self._seek(req), discovery=True) + g.bonus(self.complementarity)
         if req.new_k > 0 and len(far):
-            fresh = fair_top(rank(scores, far, max(req.new_k * 5, 50)), self.newcomer, req.new_k, fair, scores, far)
-        return MatchResult(explain(top), elig, warnings, explain(network), explain(fresh))
+            fresh = fair_top(rank(found, far, max(req.new_k * 5, 50)), self.newcomer, req.new_k, fair, found, far)
+        return MatchResult(explain(top), elig, warnings, explain(network), explain(fresh, found))
 
     @staticmethod
     def _standout(f: Features, pool: np.ndarray) -> tuple[float, float]:
@@ -287,20 +295,24 @@ class Matcher:
     def _impossible(self, req: MatchRequest, pool: np.ndarray, elig: Eligibility) -> list[str]:
         """Say so when the filters leave nobody who could make the consortium eligible."""
         if len(pool) == 0:
-            return ["No organisation passes these filters (countries, exclusions, action): widen them."]
+            return [Text("No organisation passes these filters (countries, exclusions, action): widen them.")]
         counting = counting_countries(req.year)
         if elig.countries_needed > 0:
-            wanted, what = counting - set(elig.programme_countries), "another EU Member State or associated country"
+            wanted = counting - set(elig.programme_countries)
+            text = Text(
+                "With these filters no suggestion can make the consortium eligible: it needs another EU Member "
+                "State or associated country, and no organisation that passes the filters is from one."
+            )
         elif elig.organisations_needed > 0:
-            wanted, what = counting, "an organisation from an EU Member State or associated country"
+            wanted = counting
+            text = Text(
+                "With these filters no suggestion can make the consortium eligible: it needs an organisation "
+                "from an EU Member State or associated country, and no organisation that passes the filters is "
+                "from one."
+            )
         else:
             return []
-        if not self.countries.isin(wanted)[pool].any():
-            return [
-                f"With these filters no suggestion can make the consortium eligible: it needs {what}, and no "
-                "organisation that passes the filters is from one."
-            ]
-        return []
+        return [] if self.countries.isin(wanted)[pool].any() else [text]
 
     # -- reasons --------------------------------------------------------------------------
     def _projects_of(self, pos: int) -> np.ndarray:
@@ -333,9 +345,14 @@ class Matcher:
         newcomer = bool(self.newcomer[pos])
         projects, coordinated = int(f.projects[pos]), int(f.coordinated[pos])
         if newcomer:
-            reasons.append(Reason("newcomer", "new to the programme"))
+            reasons.append(Reason("newcomer", Text("new to the programme")))
         else:
-            text = f"{projects} past project{'s' if projects != 1 else ''}, coordinated {coordinated}"
+            text = plural_text(
+                "{n} past project, coordinated {coordinated}",
+                "{n} past projects, coordinated {coordinated}",
+                n=projects,
+                coordinated=coordinated,
+            )
             reasons.append(Reason("experience", text, {"projects": projects, "coordinated": coordinated}))
         with_it = self._check([*members, pos], req)
         score_ = round(float(scores[pos]), 4)
@@ -355,28 +372,60 @@ class Matcher:
         )
 
     def _network_reasons(self, pos: int, f: Features, members: list[int]) -> list[Reason]:
-        """A shared past project with a member (the most recent), else a partner of a partner."""
+        """A shared past project with a member (the most recent), else who could introduce it: the
+        member's old partner it has worked with most closely, and in which project."""
+        h = self.history
         for m in members:
             pid = self._shared_project(pos, m)
             if pid is not None:
                 title, year = self.projects.get(pid, (None, None))
-                text = f"worked with {self._name(m)} in {title}" + (f" ({year})" if year else "")
-                return [Reason("worked_with", text, {"partner_id": int(self.history.org_ids[m]), "project_id": pid})]
-        if f.two_hop[pos] > 0:
-            return [Reason("partner_of_partner", "has worked with a partner of your consortium")]
-        return []
+                text = self._in_project("worked with {partner} in {project}{when}", title, year, partner=self._name(m))
+                return [Reason("worked_with", text, {"partner_id": int(h.org_ids[m]), "project_id": pid})]
+        if f.two_hop[pos] <= 0:
+            return []
+        inc_t = h.incidence_t
+        mine = self._projects_of(pos)
+        if not len(mine):
+            return []
+        met = np.unique(np.concatenate([inc_t.indices[inc_t.indptr[p] : inc_t.indptr[p + 1]] for p in mine]))
+        via = met[(f.shared[met] > 0) & ~np.isin(met, members)]
+        if not len(via):
+            return [Reason("partner_of_partner", Text("has worked with a partner of your consortium"))]
+        best = int(via[np.argmax(f.direct[via])])
+        pid = self._shared_project(pos, best)
+        member = next((m for m in members if self._shared_project(best, m) is not None), members[0])
+        title, year = self.projects.get(pid, (None, None)) if pid is not None else (None, None)
+        text = self._in_project(
+            "worked with {via} in {project}{when}, who has worked with {partner}",
+            title,
+            year,
+            via=self._name(best),
+            partner=self._name(member),
+        )
+        data = {"via_id": int(h.org_ids[best]), "project_id": pid, "partner_id": int(h.org_ids[member])}
+        return [Reason("partner_of_partner", text, data)]
 
     def _complement_reasons(self, pos: int, g: Gains, elig: Eligibility) -> list[Reason]:
         out = []
         sector, country = str(self.history.sectors[pos]), self.history.countries[pos]
         if g.adds_sector[pos]:
             wanted = bool(g.adds_wanted_sector[pos])
-            label = f"adds sector {vocab.sectors().get(sector, sector)}" + (" (wanted)" if wanted else "")
+            label = (
+                Text("adds sector {sector} (wanted)", sector=sector)
+                if wanted
+                else Text("adds sector {sector}", sector=sector)
+            )
             out.append(Reason("adds_sector", label, {"sector": sector, "wanted": wanted}))
         if g.adds_needed_country[pos]:
             n = len(elig.programme_countries) + 1
-            ordinal = {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
-            label = f"adds {vocab.country_name(country)} as the consortium's {ordinal} programme country"
+            ordinal = {
+                1: Text("adds {country} as the consortium's first programme country", country=country),
+                2: Text("adds {country} as the consortium's second programme country", country=country),
+                3: Text("adds {country} as the consortium's third programme country", country=country),
+            }
+            label = ordinal.get(n) or Text(
+                "adds {country} as the consortium's programme country number {n}", country=country, n=n
+            )
             out.append(Reason("adds_country", label, {"country": country}))
         return out
 
@@ -384,12 +433,17 @@ class Matcher:
         if f.best_project[pos] >= 0 and f.text[pos] >= standout[0]:
             pid = int(self.history.project_ids[f.best_project[pos]])
             title, year = self.projects.get(pid, (None, None))
-            label = f'similar past project "{title}"' + (f" ({year})" if year else "")
+            label = self._in_project('similar past project "{project}"{when}', title, year)
             return [Reason("similar_project", label, {"project_id": pid, "similarity": round(float(f.text[pos]), 3)})]
         if f.profile[pos] >= standout[1]:
             similarity = round(float(f.profile[pos]), 3)
-            return [Reason("similar_profile", "its profile matches your idea", {"similarity": similarity})]
+            return [Reason("similar_profile", Text("its profile matches your idea"), {"similarity": similarity})]
         return []
+
+    @staticmethod
+    def _in_project(template: str, title: str | None, year: int | None, **params: Any) -> Text:
+        """A sentence naming a past project, its year in brackets when known (``{when}``)."""
+        return Text(template, project=title, when=f" ({year})" if year else "", **params)
 
     def _name(self, pos: int) -> str:
         org_id = int(self.history.org_ids[pos])

@@ -191,3 +191,39 @@ def cordis_activity(code: str | None, name: str | None = None) -> tuple[str | No
     entry = types[value]
     sector = hes_sector(name) if entry.get("refine_by_name") else str(entry["sector"])
     return f"{entry['label']} ({value})", sector
+
+
+class Text(str):
+    """A sentence for people: the English sentence as a ``str`` (so stored, compared and serialised as
+    before), carrying its template and parameters so that an interface in another language can
+    translate the template and name the parameters its own way. By convention a parameter named
+    ``country`` (or ending ``_country``) holds a country code, ``sector`` a sector code, and ``n``
+    chooses between ``template`` and ``plural``; every other parameter is shown as it is."""
+
+    template: str
+    plural: str | None
+    params: dict[str, Any]
+
+    def __new__(cls, template: str, plural: str | None = None, **params: Any) -> Text:
+        chosen = plural if plural is not None and params.get("n") != 1 else template
+        english = chosen.format(
+            **{k: name_of(k, v, country_name, lambda c: sectors().get(c, c)) for k, v in params.items()}
+        )
+        made = super().__new__(cls, english)
+        made.template, made.plural, made.params = template, plural, params
+        return made
+
+
+def plural_text(singular: str, plural: str, **params: Any) -> Text:
+    """A ``Text`` whose words follow the number ``n`` (its own name, so message extraction knows which
+    calls carry a plural)."""
+    return Text(singular, plural, **params)
+
+
+def name_of(key: str, value: Any, country: Any, sector: Any) -> Any:
+    """A parameter of a ``Text`` as people read it: codes named by ``country`` / ``sector``."""
+    if key == "country" or key.endswith("_country"):
+        return country(value)
+    if key == "sector" or key.endswith("_sector"):
+        return sector(value)
+    return value

@@ -31,6 +31,7 @@ from service import csrf, limiter
 from service.auth import token_actor
 from service.errors import error_response
 from service.exports import csv_file, export_name, newcomer_table
+from service.i18n import translate
 from service.schemas import (
     ConflictOut,
     ConsortiaIn,
@@ -153,9 +154,9 @@ def eligibility_json(e: Eligibility | None) -> dict[str, Any]:
         return {"eligible": False, "missing": [], "programme_countries": [], "notes": [], "call_year": 0}
     return {
         "eligible": e.eligible,
-        "missing": e.missing,
+        "missing": [translate(m) for m in e.missing],
         "programme_countries": e.programme_countries,
-        "notes": e.notes,
+        "notes": [translate(n) for n in e.notes],
         "call_year": e.call_year,
     }
 
@@ -170,7 +171,7 @@ def result_json(r: Recommendation) -> dict[str, Any]:
             "newcomer": r.newcomer,
         },
         "score": r.score,
-        "reasons": [x.as_dict() for x in r.reasons],
+        "reasons": [{**x.as_dict(), "text": translate(x.text)} for x in r.reasons],
         "known_partner": r.known_partner,
         "partner_of_partner": r.partner_of_partner,
         "projects": r.projects,
@@ -217,7 +218,7 @@ def recommendations() -> Response:
                 "new_to_you": [result_json(r) for r in found.result.new_to_you],
             },
             "eligibility": eligibility_json(found.result.eligibility),
-            "warnings": found.result.warnings,
+            "warnings": [translate(w) for w in found.result.warnings],
             "meta": meta_json(found.index),
         }
     )

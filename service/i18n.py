@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import pycountry
-from flask import Flask, request, session
-from flask_babel import Babel, get_locale
+from flask import Flask, Response, request, session
+from flask_babel import Babel, get_locale, get_translations
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from matcher import vocab
+from matcher.vocab import Text, name_of
 
 LANGUAGES = {"en": "English", "nb": "Norsk bokmål"}
 F = TypeVar("F")
@@ -59,6 +61,34 @@ def sector_label(code: str) -> str:
     return str(_(vocab.sectors().get(code, code)))
 
 
+# the Programme Guide's action names, as eligibility messages quote them (seed_data/programme_rules.json)
+ACTION_NAMES = (
+    _l("cooperation partnership"),
+    _l("small-scale partnership"),
+    _l("school exchange partnership (2014-2020 programme)"),
+)
+
+
+def translate(text: str) -> str:
+    """A domain sentence (eligibility, reasons, warnings) in the request's language: its template from
+    the catalogue, its countries and sectors named in that language. Plain strings pass unchanged."""
+    lang = str(get_locale() or "en")
+    if lang == "en" or not isinstance(text, Text):
+        return str(text)
+    catalogue = get_translations()
+    if text.plural is not None:
+        template = catalogue.ngettext(text.template, text.plural, int(text.params.get("n", 0)))
+    else:
+        template = catalogue.gettext(text.template)
+    params = {k: name_of(k, v, country_name, sector_label) for k, v in text.params.items()}
+    if isinstance(params.get("action"), str):
+        params["action"] = catalogue.gettext(params["action"])
+    try:
+        return str(template).format(**params)
+    except (KeyError, IndexError, ValueError):  # a translation that names a parameter wrongly: say it in English
+        return str(text)
+
+
 COUNTRY_FIELDS = {"applicant_country", "countries", "exclude_countries", "country"}
 SECTOR_FIELDS = {"applicant_sector", "sectors", "sector"}
 
@@ -81,6 +111,15 @@ def init_app(app: Flask) -> None:
     def merge_lang(args: Any, code: str) -> str:
         """This page's query string with ``lang`` set: switching language keeps the page."""
         return urlencode([*[(k, v) for k, v in args.items(multi=True) if k != "lang"], ("lang", code)])
+
+    app.add_template_filter(translate, "t")
+
+    @app.after_request
+    def content_language(response: Response) -> Response:
+        """Say which language the words are in; caches keep one copy per language."""
+        response.headers["Content-Language"] = str(get_locale() or "en")
+        response.vary.add("Accept-Language")
+        return response
 
     @app.context_processor
     def language() -> dict[str, object]:

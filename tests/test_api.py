@@ -245,8 +245,12 @@ def test_results_in_two_groups_and_new_to_you_holds_no_old_partner(client) -> No
     }
     fresh = {g["organisation"]["id"] for g in groups["new_to_you"]}
     assert not fresh & known  # nobody the consortium has worked with
-    assert all(not (g["known_partner"] or g["partner_of_partner"]) for g in groups["new_to_you"])
-    assert all(g["known_partner"] or g["partner_of_partner"] for g in groups["network"])
+    assert all(not g["known_partner"] for g in groups["new_to_you"])
+    assert all(g["known_partner"] for g in groups["network"])
+    # a partner of a partner is new to you, introduced: who it worked with, in which project, and whose partner
+    introduced = [x for g in groups["new_to_you"] for x in g["reasons"] if x["code"] == "partner_of_partner"]
+    assert introduced and all({"via_id", "project_id", "partner_id"} <= set(x) for x in introduced)
+    assert all(x["partner_id"] in (applicant, partner) and ", who has worked with " in x["text"] for x in introduced)
     assert (
         any(g["known_partner"] for g in groups["network"])
         and {g["organisation"]["id"] for g in groups["network"]} & known

@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import ROOT
+
+# the domain's sentences (matcher.vocab.Text) are translated too: the calls that carry them
+KEYWORDS = ["-k", "_l", "-k", "Text", "-k", "plural_text:1,2", "-k", "_in_project:1"]
 
 
 def test_the_browser_language_chooses_and_the_switch_keeps_the_page(client: FlaskClient) -> None:
@@ -34,7 +38,7 @@ def test_every_message_is_translated_and_the_compiled_catalogue_is_current(tmp_p
 
     pot = tmp_path / "messages.pot"
     subprocess.run(
-        [Path(sys.executable).parent / "pybabel", "-q", "extract", "-F", "babel.cfg", "-k", "_l", "-o", pot, "."],
+        [Path(sys.executable).parent / "pybabel", "-q", "extract", "-F", "babel.cfg", *KEYWORDS, "-o", pot, "."],
         cwd=ROOT,
         check=True,
     )
@@ -54,3 +58,69 @@ def test_every_message_is_translated_and_the_compiled_catalogue_is_current(tmp_p
 
     compiled = {key(m.id): text(m.string) for m in mo if m.id}
     assert compiled == {key(m.id): text(m.string) for m in po if m.id}, "run pybabel compile -d service/translations"
+
+
+def test_reasons_and_verdicts_follow_accept_language_and_codes_do_not(client: FlaskClient) -> None:
+    from tests.test_api import first_pair
+
+    applicant, partner = first_pair(client)
+    body = {"idea": "digital skills for adult learners", "applicant": applicant, "partners": [partner], "k": 15}
+    english = client.post("/api/v1/recommendations", json=body)
+    norsk = client.post("/api/v1/recommendations", json=body, headers={"Accept-Language": "nb-NO,nb;q=0.9"})
+    assert english.headers["Content-Language"] == "en" and norsk.headers["Content-Language"] == "nb"
+    assert "Accept-Language" in norsk.headers["Vary"]
+    en, nb = english.get_json(), norsk.get_json()
+    pairs = [
+        (a, b)
+        for x, y in zip(en["results"], nb["results"], strict=True)
+        for a, b in zip(x["reasons"], y["reasons"], strict=True)
+    ]
+    # the same reasons, codes and data unchanged, the words in Norwegian
+    assert pairs and all({**a, "text": ""} == {**b, "text": ""} for a, b in pairs)
+    texts = {b["code"]: b["text"] for _a, b in pairs}
+    assert texts["experience"].endswith(tuple("0123456789")) and "tidligere prosjekt" in texts["experience"]
+    if "worked_with" in texts:
+        assert texts["worked_with"].startswith("har samarbeidet med ")
+    for a, b in pairs:
+        if a["code"] == "adds_country":
+            assert "programland" in b["text"]
+    # an ineligible consortium's verdict in Norwegian, with the country named in Norwegian
+    alone = client.post(
+        "/api/v1/recommendations",
+        json={"idea": "x", "applicant": applicant, "k": 1},
+        headers={"Accept-Language": "nb"},
+    ).get_json()["eligibility"]
+    assert alone["eligible"] is False and alone["missing"]
+    assert all("EU-land" in m for m in alone["missing"]), alone["missing"]
+    assert alone["programme_countries"] and set(alone["programme_countries"]) <= set(
+        en["eligibility"]["programme_countries"]
+    )
+
+
+def test_a_domain_sentence_names_its_countries_and_sectors_in_the_language(app: Flask) -> None:
+    from matcher.vocab import Text, plural_text
+    from service.i18n import translate
+
+    text = Text("{who}: organisations from {country} cannot take part in Erasmus+", who="Skola", country="BY")
+    assert text == "Skola: organisations from Belarus cannot take part in Erasmus+"  # still the English str
+    with app.test_request_context("/", headers={"Accept-Language": "nb"}):
+        assert translate(text) == "Skola: organisasjoner fra Hviterussland kan ikke delta i Erasmus+"
+        one = plural_text(
+            "{n} past project, coordinated {coordinated}",
+            "{n} past projects, coordinated {coordinated}",
+            n=1,
+            coordinated=0,
+        )
+        two = plural_text(
+            "{n} past project, coordinated {coordinated}",
+            "{n} past projects, coordinated {coordinated}",
+            n=2,
+            coordinated=1,
+        )
+        assert (translate(one), translate(two)) == (
+            "1 tidligere prosjekt, koordinerte 0",
+            "2 tidligere prosjekter, koordinerte 1",
+        )
+        assert translate("plain words") == "plain words"
+    with app.test_request_context("/"):
+        assert translate(text) == str(text)
