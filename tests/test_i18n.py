@@ -124,3 +124,15 @@ def test_a_domain_sentence_names_its_countries_and_sectors_in_the_language(app: 
         assert translate("plain words") == "plain words"
     with app.test_request_context("/"):
         assert translate(text) == str(text)
+
+
+def test_labels_from_the_data_files_are_in_the_catalogue() -> None:
+    """Sector and action labels come from seed_data, not from code, so extraction cannot find them:
+    a catalogue update that drops them would leave them in English without this test."""
+    from babel.messages.pofile import read_po
+
+    from matcher import eligibility, vocab
+
+    po = read_po((ROOT / "service/translations/nb/LC_MESSAGES/messages.po").open("rb"))
+    labels = [*vocab.sectors().values(), *(rule.label.lower() for rule in eligibility.actions().values())]
+    assert [x for x in labels if po.get(x) is None or not po[x].string] == []
