@@ -365,7 +365,10 @@ def evaluate(
         # ties (e.g. all-zero text scores when a project has no text) are broken at random, per query
         jitter = np.random.default_rng(_seed(q.identifier)).random(len(setup.history.org_ids))
         tied = in_network(f)  # what the service shows "from your network"; the rest is "new to you"
-        found = score(f, weights, discovery=True) + 1e-9 * jitter  # the "new to you" group's scorer
+        # the "new to you" group's scorer: a kept fitted ranker (it learns who joins beyond old partners),
+        # else the discovery weights; as the service does
+        kept = fold_ranker is not None and fold_ranker.kind == "lambdamart"
+        found = (fitted if kept else score(f, weights, discovery=True)) + 1e-9 * jitter
         far = pool[~tied[pool]]
         for method in methods:
             scores = _method_scores(method, setup, q, f, mask, linear, fitted) + 1e-9 * jitter

@@ -50,6 +50,41 @@ class History:
         # integer codes make "share of the consortium in my country / sector" one bincount per query
         self.country_names, self.country_codes = np.unique(self.countries, return_inverse=True)
         self.sector_names, self.sector_codes = np.unique(self.sectors, return_inverse=True)
+        self._activity: dict[tuple[bytes, int, float], dict[str, np.ndarray]] = {}
+
+    def members_of(self, projects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(organisation, project) for every member of ``projects``: read from the CSR arrays of
+        those projects alone, so the cost grows with them, not with the registry."""
+        return _entries(self.incidence_t, projects)
+
+    def to_orgs(self, values: np.ndarray) -> np.ndarray:
+        """``incidence @ values`` (per organisation, the sum over its projects), reading only the
+        projects where ``values`` is not zero while they are few."""
+        return _product(self.incidence, self.incidence_t, values, len(self.org_ids))
+
+    def to_projects(self, values: np.ndarray) -> np.ndarray:
+        """``incidence.T @ values`` (per project, the sum over its members), sparse-aware likewise."""
+        return _product(self.incidence_t, self.incidence, values, len(self.project_ids))
+
+    def activity(self, mask: np.ndarray, ref: int, recency_years: float) -> dict[str, np.ndarray]:
+        """What does not depend on the query (past projects, recent activity, coordinations, mean
+        consortium size): computed once per history mask and reference year, the last few kept."""
+        key = (np.packbits(mask).tobytes(), ref, recency_years)
+        if key not in self._activity:
+            years, sizes = self.project_years, self.project_sizes
+            m = mask.astype(np.float64)
+            recency = np.where(years >= 0, np.exp(-np.maximum(ref - 1 - years, 0) / recency_years), 0.0) * m
+            projects = self.incidence @ m
+            if len(self._activity) >= 8:
+                self._activity.pop(next(iter(self._activity)), None)
+            self._activity[key] = {
+                "recency": recency,
+                "projects": projects,
+                "recent_activity": self.incidence @ recency,
+                "coordinated": self.coordinated @ m,
+                "consortium_size": (self.incidence @ (sizes * m)) / np.maximum(projects, 1),
+            }
+        return self._activity[key]
 
     @classmethod
     def from_db(cls, session: Session) -> History:
@@ -199,6 +234,28 @@ COLUMNS: tuple[Column, ...] = (
 FEATURES = tuple(column.name for column in COLUMNS)
 
 
+def _entries(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(column, row) of every stored entry of ``rows`` of a CSR matrix, gathered from its arrays."""
+    starts, lengths = matrix.indptr[rows], matrix.indptr[rows + 1] - matrix.indptr[rows]
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(total)
+    return matrix.indices[offsets].astype(np.int64), np.repeat(rows, lengths)
+
+
+def _product(matrix: sp.csr_matrix, transposed: sp.csr_matrix, values: np.ndarray, size: int) -> np.ndarray:
+    """``matrix @ values``: gathered from the rows of ``transposed`` where ``values`` is not zero while
+    they hold under a quarter of the entries (the first hops of a walk), else the full product."""
+    if np.count_nonzero(values) * 8 > len(values):  # filled: the full product is the cheaper read
+        return np.asarray(matrix @ values, dtype=np.float64)
+    support = np.flatnonzero(values)
+    if (transposed.indptr[support + 1] - transposed.indptr[support]).sum() * 4 > transposed.nnz:
+        return np.asarray(matrix @ values, dtype=np.float64)
+    cols, rows = _entries(transposed, support)
+    return np.bincount(cols, weights=values[rows], minlength=size)
+
+
 def _weights(history: History, mask: np.ndarray, power: float) -> np.ndarray:
     sizes = history.project_sizes
     return np.asarray(np.where(sizes > 1, 1.0 / np.maximum(sizes - 1, 1) ** power, 0.0) * mask)
@@ -219,16 +276,24 @@ def _share(codes: np.ndarray, known: Sequence[int]) -> np.ndarray:
     return np.asarray(counts[codes] / len(known))
 
 
-def walk(history: History, known: Sequence[int], mask: np.ndarray, damping: float, steps: int) -> np.ndarray:
+def walk(
+    history: History,
+    known: Sequence[int],
+    mask: np.ndarray,
+    damping: float,
+    steps: int,
+    degree: np.ndarray | None = None,
+) -> np.ndarray:
     """Personalised PageRank over organisation -> past project -> organisation, restarting at the known members."""
-    inc, inc_t = history.incidence, history.incidence_t
-    org_degree = np.maximum(inc @ mask, 1.0)
+    org_degree = np.maximum(history.incidence @ mask if degree is None else degree, 1.0)
     project_size = np.maximum(history.project_sizes * mask, 1.0)
-    restart = np.zeros(inc.shape[0])
+    restart = np.zeros(len(history.org_ids))
     restart[list(known)] = 1.0 / len(known)
     r = restart.copy()
-    for _ in range(steps):
-        r = (1 - damping) * restart + damping * (inc @ (mask * (inc_t @ (r / org_degree)) / project_size))
+    for _ in range(steps):  # the first steps reach few organisations: only their rows are read
+        r = (1 - damping) * restart + damping * history.to_orgs(
+            mask * history.to_projects(r / org_degree) / project_size
+        )
     return r
 
 
@@ -253,42 +318,61 @@ NETWORK_FEATURES = (
 
 
 def _network(
-    history: History, known: Sequence[int], mask: np.ndarray, recency: np.ndarray, config: FeatureConfig
+    history: History,
+    known: Sequence[int],
+    mask: np.ndarray,
+    recency: np.ndarray,
+    config: FeatureConfig,
+    degree: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Ties of every organisation to the known members over the past projects in ``mask``."""
-    inc, inc_t, sizes = history.incidence, history.incidence_t, history.project_sizes
+    """Ties of every organisation to the known members over the past projects in ``mask``: read from the
+    known members' projects and their members only (the neighbourhood), never the whole registry."""
+    inc, sizes = history.incidence, history.project_sizes
+    n = len(history.org_ids)
     if not known:
-        zeros = np.zeros(len(history.org_ids), dtype=np.float64)
+        zeros = np.zeros(n, dtype=np.float64)
         return dict.fromkeys(NETWORK_FEATURES, zeros)
-    u = np.asarray(inc[list(known)].sum(axis=0)).ravel() * mask
+    known_projects, member = _entries(inc, np.asarray(known, dtype=np.int64))
+    u = np.bincount(known_projects, minlength=inc.shape[1]) * mask
+    touched = np.flatnonzero(u)
+    orgs, projs = history.members_of(touched)  # every organisation sharing a past project with a member
+
+    def spread(per_project: np.ndarray) -> np.ndarray:
+        return np.bincount(orgs, weights=per_project[projs], minlength=n)
+
+    def most(per_project: np.ndarray) -> np.ndarray:
+        out = np.zeros(n, dtype=np.float64)
+        np.maximum.at(out, orgs, per_project[projs])
+        return out
+
     w = _weights(history, mask, config.shared_weight_power)
-    direct = inc @ (w * u)
+    direct = spread(w * u)
     share_known = np.where(sizes > 1, u / np.maximum(sizes - 1, 1), 0.0)
     coordinator = np.zeros(inc.shape[1])
-    coordinator[inc[known[0]].indices] = 1.0
-    breadth = np.zeros(len(history.org_ids), dtype=np.float64)
-    for k in known:
-        member = np.zeros(inc.shape[1])
-        member[inc[k].indices] = 1.0
-        breadth += (inc @ (member * mask)) > 0
+    coordinator[known_projects[member == known[0]]] = 1.0
+    breadth = np.zeros(n, dtype=np.float64)
+    for k in known:  # how many members each organisation has met: one count per member
+        mine = known_projects[member == k]
+        met = np.unique(orgs[np.isin(projs, mine[mask[mine] > 0])])
+        breadth[met] += 1
     with_country = [k for k in known if history.countries[k]]
     same = _share(history.country_codes, with_country) * (history.countries != "") if with_country else breadth * 0
     coord_country = (history.country_codes == history.country_codes[known[0]]) & (history.countries != "")
     return {
         "breadth": breadth,
         "direct": direct,
-        "shared": inc @ (_weights(history, mask, 0.0) * u),
-        "direct_small": inc @ (_weights(history, mask, 1.0) * u),
-        "direct_recent": inc @ (w * recency * u),
-        "two_hop": inc @ (w * (inc_t @ direct)),
+        "shared": spread(_weights(history, mask, 0.0) * u),
+        "direct_small": spread(_weights(history, mask, 1.0) * u),
+        "direct_recent": spread(w * recency * u),
+        "two_hop": history.to_orgs(w * history.to_projects(direct)),
         "same_country": same * len(with_country) / len(known),
-        "overlap": _row_max(inc, u),
-        "walk": walk(history, known, mask, config.damping, config.walk_steps),
-        "reunion": _row_max(inc, np.where(u >= 2, share_known, 0.0)),
-        "reunion_any": _row_max(inc, share_known),
-        "coordinator_ties": inc @ (w * coordinator),
-        "overlap_recent": _row_max(inc, u * recency),
-        "adamic_adar": inc @ (np.where(sizes > 1, 1.0 / np.log(np.maximum(sizes, 2)), 0.0) * mask * u),
+        "overlap": most(u),
+        "walk": walk(history, known, mask, config.damping, config.walk_steps, degree),
+        "reunion": most(np.where(u >= 2, share_known, 0.0)),
+        "reunion_any": most(share_known),
+        "coordinator_ties": spread(w * coordinator),
+        "overlap_recent": most(u * recency),
+        "adamic_adar": spread(np.where(sizes > 1, 1.0 / np.log(np.maximum(sizes, 2)), 0.0) * mask * u),
         "same_sector": _share(history.sector_codes, known),
         "coordinator_country": coord_country.astype(np.float64),
     }
@@ -317,19 +401,17 @@ def features(
     ref_year: int | None = None,
 ) -> Features:
     """Per-organisation features for a consortium of ``known`` positions, history = ``project_mask``."""
-    inc = history.incidence
     mask = project_mask.astype(np.float64)
-    years, sizes = history.project_years, history.project_sizes
+    years = history.project_years
     ref = ref_year if ref_year is not None else int(years[project_mask & (years >= 0)].max(initial=0)) + 1
-    recency = np.where(years >= 0, np.exp(-np.maximum(ref - 1 - years, 0) / config.recency_years), 0.0) * mask
-    projects = inc @ mask
+    static = history.activity(project_mask.astype(bool), ref, config.recency_years)
     text, best = _text(history, query_vector, mask)
     return Features(
-        **_network(history, known, mask, recency, config),
-        projects=projects,
-        recent_activity=inc @ recency,
-        coordinated=history.coordinated @ mask,
-        consortium_size=(inc @ (sizes * mask)) / np.maximum(projects, 1),
+        **_network(history, known, mask, static["recency"], config, static["projects"]),
+        projects=static["projects"],
+        recent_activity=static["recent_activity"],
+        coordinated=static["coordinated"],
+        consortium_size=static["consortium_size"],
         text=text,
         best_project=best,
         profile=profile_scores if profile_scores is not None else np.zeros(len(history.org_ids), dtype=np.float32),

@@ -267,8 +267,13 @@ class Matcher:
             return MatchResult([], elig, warnings)
         standout = self._standout(f, pool)
 
+        seen: dict[tuple[int, int], Recommendation] = {}  # the list and the groups share most of their members
+
         def explain(positions: np.ndarray, by: np.ndarray = scores) -> list[Recommendation]:
-            return [self._explain(int(p), f, g, by, members, req, elig, standout) for p in positions]
+            for p in positions:
+                if (int(p), id(by)) not in seen:
+                    seen[int(p), id(by)] = self._explain(int(p), f, g, by, members, req, elig, standout)
+            return [seen[int(p), id(by)] for p in positions]
 
         fair = self._fair(req)
         top = fair_top(rank(scores, pool, max(req.k * 5, 50)), self.newcomer, req.k, fair, scores, pool)
@@ -276,7 +281,12 @@ class Matcher:
         near, far = pool[tied[pool]], pool[~tied[pool]]
         network = rank(scores, near, req.network_k) if req.network_k > 0 and len(near) else near[:0]
         fresh = far[:0]
-        found = score(f, self.weights, self._seek(req), discovery=True) + g.bonus(self.complementarity)
+        # a fitted ranker, where one is kept, also orders "new to you": it learns who joins a consortium
+        # beyond the old partners (run L: 0.154 of the novel partners in its top 10); else the discovery weights
+        if self.ranker is not None:
+            found = scores
+        else:
+            found = score(f, self.weights, self._seek(req), discovery=True) + g.bonus(self.complementarity)
         if req.new_k > 0 and len(far):
             fresh = fair_top(rank(found, far, max(req.new_k * 5, 50)), self.newcomer, req.new_k, fair, found, far)
         return MatchResult(explain(top), elig, warnings, explain(network), explain(fresh, found))
@@ -320,7 +330,7 @@ class Matcher:
         return np.asarray(inc.indices[inc.indptr[pos] : inc.indptr[pos + 1]])
 
     def _shared_project(self, a: int, b: int) -> int | None:
-        shared = np.intersect1d(self._projects_of(a), self._projects_of(b))
+        shared = np.intersect1d(self._projects_of(a), self._projects_of(b), assume_unique=True)
         if not len(shared):
             return None
         return int(self.history.project_ids[shared[np.argmax(self.history.project_years[shared])]])
@@ -375,7 +385,7 @@ class Matcher:
         """A shared past project with a member (the most recent), else who could introduce it: the
         member's old partner it has worked with most closely, and in which project."""
         h = self.history
-        for m in members:
+        for m in members if f.shared[pos] > 0 else []:
             pid = self._shared_project(pos, m)
             if pid is not None:
                 title, year = self.projects.get(pid, (None, None))
@@ -383,11 +393,10 @@ class Matcher:
                 return [Reason("worked_with", text, {"partner_id": int(h.org_ids[m]), "project_id": pid})]
         if f.two_hop[pos] <= 0:
             return []
-        inc_t = h.incidence_t
         mine = self._projects_of(pos)
         if not len(mine):
             return []
-        met = np.unique(np.concatenate([inc_t.indices[inc_t.indptr[p] : inc_t.indptr[p + 1]] for p in mine]))
+        met, _ = h.members_of(mine)
         via = met[(f.shared[met] > 0) & ~np.isin(met, members)]
         if not len(via):
             return [Reason("partner_of_partner", Text("has worked with a partner of your consortium"))]

@@ -127,6 +127,17 @@ def test_network_features_match_their_definitions(seed: int) -> None:
     assert np.allclose(f.breadth, sum((dense @ dense[k]) > 0 for k in known))
     share = np.where(h.project_sizes > 1, together / np.maximum(h.project_sizes - 1, 1), 0) * (together >= 2)
     assert np.allclose(f.reunion, (dense * share[None, :]).max(axis=1))
+    w = np.where(h.project_sizes > 1, 1.0 / np.sqrt(np.maximum(h.project_sizes - 1, 1)), 0.0) * mask
+    assert np.allclose(f.direct, dense @ (w * together))
+    assert np.allclose(f.two_hop, dense @ (w * (dense.T @ f.direct)))  # read from the neighbourhood only
+    assert np.allclose(f.coordinator_ties, dense @ (w * (dense[known[0]] > 0)))
+    degree, size = np.maximum(dense.sum(axis=1), 1), np.maximum(h.project_sizes * mask, 1)
+    restart = np.zeros(len(h.org_ids))
+    restart[known] = 1 / 3
+    r = restart.copy()
+    for _ in range(FeatureConfig().walk_steps):  # the walk, as a dense power iteration
+        r = 0.15 * restart + 0.85 * (dense @ ((dense.T @ (r / degree)) / size))
+    assert np.allclose(f.walk, r)
     countries = [h.countries[k] for k in known]
     assert np.allclose(f.same_country, [countries.count(c) / 3 if c else 0 for c in h.countries])
     # the walk restarts at the known members: a probability distribution, highest where it restarts
