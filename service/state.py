@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from embeddings.encoders import ENCODERS, MULTILINGUAL, Encoder, load_encoder
+from embeddings.encoders import ENCODERS, MULTILINGUAL, Encoder, limit_threads, load_encoder
 from embeddings.index import IndexStore
 from matcher.app import PartnerMatch
 from matcher.db import Database
@@ -37,6 +37,10 @@ def build(settings: Settings, encoder: Encoder | None = None, secret_key: str = 
 
 
 def init_app(app: Flask, encoder: Encoder | None = None) -> None:
+    """The web service's front door; a model call in a worker keeps to ``PARTNER_MATCH_MODEL_THREADS``."""
+    settings: Settings = app.config["PARTNER_MATCH_SETTINGS"]
+    if encoder is None and settings.encoder != "hashing":
+        limit_threads(settings.model_threads)
     app.extensions["partner_match"] = build(app.config["PARTNER_MATCH_SETTINGS"], encoder, app.config["SECRET_KEY"])
 
 

@@ -144,3 +144,19 @@ def test_names_match_across_accents_case_and_scripts_and_are_never_picked_silent
     assert r.status_code == 400 and "choose one" in r.get_data(as_text=True)
     r = client.post("/search", data={**form, "partners": "\n".join(["Technical"] * 51)})
     assert r.status_code == 400 and "at most 50 partners" in r.get_data(as_text=True)
+
+
+def test_a_web_worker_keeps_model_calls_to_the_configured_threads(demo_env: dict[str, str]) -> None:
+    """Each request has its thread; a model call spreading over every core as well makes them queue."""
+    import torch
+
+    from service import create_app
+    from service.config import Settings
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        create_app(Settings.from_env({**demo_env, "PARTNER_MATCH_MODEL_THREADS": "1"}), config={"TESTING": True})
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
