@@ -253,7 +253,11 @@ class PartnerMatch:
             with self._lock:
                 cached = self._matcher
                 if cached is None or cached[0] != key:
-                    built = Matcher.from_db(self.db, self.encoder, space, rule=self.rule, ranker=self._ranker())
+                    # organisations registered or edited: applied to the matcher in hand; else a rebuild
+                    same = cached is not None and cached[0][0] == key[0] and cached[0][2] == key[2]
+                    built = cached[1].refreshed(self.db, space) if same and cached is not None else None
+                    if built is None:
+                        built = Matcher.from_db(self.db, self.encoder, space, rule=self.rule, ranker=self._ranker())
                     cached = self._matcher = (key, built)
         return cached[1]
 

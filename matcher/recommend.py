@@ -6,10 +6,12 @@ Wires the pipeline stages of ``ranking`` to the registry: candidates (filters) -
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from embeddings.encoders import Encoder
 from embeddings.index import LoadedIndex
@@ -164,10 +166,14 @@ class Matcher:
         self.countries = Coded(history.country_names, history.country_codes)
         self.sectors = Coded(history.sector_names, history.sector_codes)
         self._joinable: dict[tuple[str, int], np.ndarray] = {}  # (action, call year) -> who may take part
+        self.participations = int(history.incidence.nnz)  # what the registry held when this was built
+        self.as_of: dt.datetime | None = None  # the newest organisation change it has seen (None: unknown)
 
     @classmethod
     def from_db(cls, db: Database, encoder: Encoder | None, index: LoadedIndex | None, **kwargs: Any) -> Matcher:
         with db.session() as session:
+            as_of = session.scalar(registry.last_change())  # first: a change while reading is seen again later
+            participations = registry.participation_count(session)
             history = History.from_db(session)
             names, types, projects = registry.labels(session)
             eche = registry.eche_holders(session)
@@ -175,6 +181,67 @@ class Matcher:
         org_types = np.array([types.get(int(i)) or "" for i in history.org_ids])
         matcher = cls(history, names, projects, encoder, index, org_types=org_types, eche=eche, **kwargs)
         matcher.hidden = np.isin(history.org_ids, sorted(hidden))
+        matcher.participations, matcher.as_of = participations, as_of
+        return matcher
+
+    def refreshed(self, db: Database, index: LoadedIndex | None) -> Matcher | None:
+        """This matcher with the organisations registered or edited since it was built, without reading
+        the whole registry again (a registration must not cost every worker a rebuild); None when only a
+        rebuild will do: participations changed, an organisation was deleted or merged, or the new ids
+        do not follow the known ones."""
+        h = self.history
+        known_max = int(h.org_ids[-1]) if len(h.org_ids) else 0
+        with db.session() as session:
+            as_of = session.scalar(registry.last_change())
+            remaining, parts, rows, hidden = registry.changed_organisations(session, self.as_of, known_max)
+        if remaining != len(h.org_ids) or parts != self.participations or self.as_of is None:
+            return None
+        new = [r for r in rows if int(r[0]) > known_max]
+        edited = [r for r in rows if int(r[0]) <= known_max]
+        if [int(r[0]) for r in new] != sorted(int(r[0]) for r in new):
+            return None
+        countries = [*h.countries.tolist(), *(r[1] or "" for r in new)]
+        sectors = [*h.sectors.tolist(), *(r[2] or "other" for r in new)]
+        org_types = [*self.org_types.tolist(), *(r[4] or "" for r in new)]
+        names, eche = dict(self.names), set(self.eche)
+        for r in edited + new:
+            names[int(r[0])] = r[3]
+            eche.discard(int(r[0]))
+            if r[5] is not None:
+                eche.add(int(r[0]))
+        for r in edited:
+            pos = h.org_position[int(r[0])]
+            countries[pos], sectors[pos], org_types[pos] = r[1] or "", r[2] or "other", r[4] or ""
+        grow = sp.csr_matrix((len(new), len(h.project_ids)), dtype=h.incidence.dtype)
+        history = History(
+            np.concatenate([h.org_ids, np.array([int(r[0]) for r in new], dtype=h.org_ids.dtype)]),
+            np.array(countries),
+            np.array(sectors),
+            h.project_ids,
+            h.project_years,
+            sp.vstack([h.incidence, grow]).tocsr(),
+            sp.vstack([h.coordinated, grow]).tocsr(),
+            h.project_vectors,
+            sp.vstack([h.funded, grow]).tocsr() if h.funded is not None else None,
+            h.project_families,
+        )
+        matcher = Matcher(
+            history,
+            names,
+            self.projects,
+            self.encoder,
+            index,
+            self.config,
+            self.weights,
+            self.complementarity,
+            self.alpha,
+            self.rule,
+            np.array(org_types),
+            self.ranker,
+            eche,
+        )
+        matcher.hidden = np.isin(history.org_ids, sorted(hidden))
+        matcher.participations, matcher.as_of = parts, as_of
         return matcher
 
     # -- stages ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ It is long on purpose: every query of the domain lives here, so no adapter or bu
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -337,6 +338,36 @@ def partners_of(session: Session, organisation_id: int, limit: int = 20) -> list
 
 
 # ---------------------------------------------------------------- what the matcher and the evaluation load
+
+
+def participation_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Participation)) or 0)
+
+
+def last_change() -> Any:
+    """The newest change to any organisation (a statement: the time a matcher was built as of)."""
+    return select(func.max(Organisation.updated_at))
+
+
+def changed_organisations(
+    session: Session, since: dt.datetime | None, up_to_id: int
+) -> tuple[int, int, list[Any], set[int]]:
+    """What an incremental refresh of the matcher needs: how many organisations with an id up to
+    ``up_to_id`` remain (fewer: some were deleted or merged), how many participations there are, the
+    organisations changed at or after ``since`` (new ones included), and who is hidden now."""
+    remaining = session.scalar(select(func.count()).select_from(Organisation).where(Organisation.id <= up_to_id))
+    parts = participation_count(session)
+    query = select(
+        Organisation.id,
+        Organisation.country,
+        Organisation.sector,
+        Organisation.name,
+        Organisation.org_type,
+        Organisation.erasmus_code,
+    ).order_by(Organisation.id)
+    if since is not None:
+        query = query.where(Organisation.updated_at >= since)
+    return int(remaining or 0), int(parts or 0), list(session.execute(query).all()), hidden_ids(session)
 
 
 def history_rows(session: Session) -> tuple[list[Any], list[Any], list[Any]]:

@@ -271,3 +271,44 @@ def test_proposed_consortia_are_eligible_and_cover_sectors(demo_matcher) -> None
         assert len(firsts) == len(proposals)  # alternatives, not copies
     with pytest.raises(LookupError, match="unknown organisation"):
         demo_matcher.recommend(MatchRequest(applicant=10**9))
+
+
+def test_a_registration_or_an_edit_refreshes_the_matcher_in_hand_as_a_rebuild_would(demo_env: dict[str, str]) -> None:
+    """Registrations must not cost every worker a rebuild from the whole registry: the matcher in hand
+    takes the new and edited organisations, and ends up as a rebuild would; anything else rebuilds."""
+    import time
+
+    from sqlalchemy import select
+
+    from matcher import importers, registry
+    from matcher.db import Database, Participation
+    from matcher.recommend import Matcher, MatchRequest
+
+    db = Database(demo_env["PARTNER_MATCH_DATABASE_URL"])
+    before = Matcher.from_db(db, None, None)
+    time.sleep(0.01)
+    with db.session() as s:
+        new = importers.register_organisation(
+            s,
+            {"name": "Tromsø Green Building School", "country": "NO", "sector": "vet", "description": "Apprentices."},
+        )
+        edited = int(before.history.org_ids[5])
+        registry.update_organisation(s, edited, {"country": "EE", "name": "Renamed Tallinn Centre"})
+    fresh = before.refreshed(db, None)
+    full = Matcher.from_db(db, None, None)
+    assert fresh is not None and new in fresh.history.org_position
+    for a, b in ((fresh.history.org_ids, full.history.org_ids), (fresh.history.countries, full.history.countries)):
+        assert a.tolist() == b.tolist()
+    assert fresh.history.sectors.tolist() == full.history.sectors.tolist() and fresh.names == full.names
+    assert fresh.newcomer.tolist() == full.newcomer.tolist() and fresh.org_types.tolist() == full.org_types.tolist()
+    req = MatchRequest(applicant=int(full.history.org_ids[0]), countries=["NO", "EE"], k=20, newcomer_share=0.0)
+    assert [r.organisation_id for r in fresh.recommend(req).results] == [
+        r.organisation_id for r in full.recommend(req).results
+    ]
+    assert new in [r.organisation_id for r in fresh.recommend(req).results]  # found by the next search
+    # a change to who took part in what is not an organisation's edit: it rebuilds
+    with db.session() as s:
+        project = s.scalars(select(Participation.project_id)).first()
+        s.add(Participation(organisation_id=new, project_id=project, role="partner"))
+    assert fresh.refreshed(db, None) is None
+    db.dispose()
