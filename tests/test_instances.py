@@ -1,0 +1,119 @@
+"""Several service instances on one PostgreSQL and one Redis, as on several machines.
+
+Two gunicorn processes on two ports, each with its own index folder: the second builds its index
+from the vectors the database already holds (nothing embedded again, same checksum); a registration
+on one is recommended by the other within seconds; rate limits are counted once, in Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_URL, ROOT, _wipe, bearer, import_demo, make_app
+
+pytestmark = pytest.mark.slow
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _gunicorn(env: dict[str, str]) -> Iterator[str]:
+    port = _port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "-w", "1", "--threads", "2", "-b", f"127.0.0.1:{port}"]
+        + ["service:create_app()"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(150):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_two_instances_share_one_registry_its_vectors_and_their_rate_limits(tmp_path: Path) -> None:
+    import redis
+    import requests
+
+    from embeddings.encoders import HashingEncoder
+    from embeddings.index import IndexStore
+    from matcher.db import Database
+    from matcher.indexing import build_index
+
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need PARTNER_MATCH_TEST_DATABASE_URL (set by .ci/run)")
+    _wipe(PG_URL)
+    redis.Redis(host="127.0.0.1", port=6379, db=14).flushdb()
+    shared = {
+        "PARTNER_MATCH_DATABASE_URL": PG_URL,
+        "PARTNER_MATCH_ENCODER": "hashing",
+        "PARTNER_MATCH_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/14",
+        "PARTNER_MATCH_SECRET_KEY": "shared-by-both-instances",  # a session signed by one is valid on the other
+        "PARTNER_MATCH_SECURE_COOKIES": "0",  # plain http on 127.0.0.1
+    }
+    env = {
+        name: {
+            **shared,
+            "PARTNER_MATCH_INSTANCE_DIR": str(tmp_path / name),
+            "PARTNER_MATCH_INDEX_DIR": str(tmp_path / name / "index"),
+        }
+        for name in ("a", "b")
+    }
+    import_demo(PG_URL, tmp_path / "a" / "index")  # instance a imports and embeds
+    db = Database(PG_URL)
+    synced = build_index(db, HashingEncoder(), IndexStore(tmp_path / "b" / "index"), progress=False)
+    db.dispose()
+    assert synced.embedded == 0 and synced.reused == synced.total > 300  # b re-embeds nothing
+    a_index = IndexStore(tmp_path / "a" / "index")
+    b_index = IndexStore(tmp_path / "b" / "index")
+    a_manifest = a_index.load(str(a_index.current_name()), HashingEncoder().model_id).manifest
+    b_manifest = b_index.load(str(b_index.current_name()), HashingEncoder().model_id).manifest
+    assert a_manifest.data_checksum == b_manifest.data_checksum  # verified: the same vectors
+
+    token = bearer(make_app(env["a"]), "multi@example.org")  # an account both instances know
+    with _gunicorn(env["a"]) as a, _gunicorn(env["b"]) as b:
+        new = {
+            "name": "Reykjavik Green Apprenticeship Centre",
+            "description": "Vocational training in green construction for apprentices in Iceland.",
+            "country": "IS",
+            "sector": "vet",
+        }
+        created = requests.post(f"{a}/api/v1/organisations", json=new, headers=token, timeout=60)
+        assert created.status_code == 201, created.text
+        org_id = created.json()["id"]
+        asked = {"idea": "green construction apprentices", "countries": ["IS"], "k": 50, "newcomer_share": 0.0}
+        started, seen = time.monotonic(), False
+        while not seen and time.monotonic() - started < 15:
+            found = requests.post(f"{b}/api/v1/recommendations", json=asked, timeout=60).json()
+            seen = org_id in [r["organisation"]["id"] for r in found["results"]]
+            time.sleep(0.3)
+        assert seen, "the other instance did not recommend the new organisation within 15 s"
+        # sign-in allows 10 attempts a minute per client: counted once across both instances
+        browser = requests.Session()
+        form = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', browser.get(f"{a}/login", timeout=30).text)
+        assert form is not None
+        attempt = {"csrf_token": form.group(1), "email": "multi@example.org", "password": "not the password"}
+        statuses = [browser.post(f"{(a, b)[i % 2]}/login", data=attempt, timeout=30).status_code for i in range(14)]
+    assert statuses.count(429) == 4 and 429 not in statuses[:10], statuses
