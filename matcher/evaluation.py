@@ -182,10 +182,17 @@ class Setup:
         return np.asarray(inc[q.targets] @ projects.astype(np.float64)).ravel() > 0
 
     def features_for(self, q: Query) -> tuple[Features, np.ndarray, np.ndarray, np.ndarray]:
+        """Features of every organisation for ``q``; with nobody known (``--known none``) the applicant
+        is as an unregistered one: its country and sector only, and never its own suggestion."""
+        h = self.history
         mask = self.mask_for(q)
-        pool_mask = np.ones(len(self.history.org_ids), dtype=bool)
+        pool_mask = np.ones(len(h.org_ids), dtype=bool)
         pool_mask[q.known] = False
-        f = features(self.history, q.known, mask, self.config, self.query_vectors.get(q.project), ref_year=q.year)
+        virtual = [] if q.known else [(str(h.countries[q.coordinator]), str(h.sectors[q.coordinator]))]
+        if virtual:
+            pool_mask[q.coordinator] = False
+        vector = self.query_vectors.get(q.project)
+        f = features(h, q.known, mask, self.config, vector, ref_year=q.year, virtual=virtual)
         return f, mask, pool_mask, np.flatnonzero(pool_mask)
 
 

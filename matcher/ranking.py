@@ -270,10 +270,35 @@ def _row_max(matrix: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
-def _share(codes: np.ndarray, known: Sequence[int]) -> np.ndarray:
-    """For every organisation, the share of the known members with the same code."""
-    counts = np.bincount(codes[list(known)], minlength=int(codes.max(initial=0)) + 1)
-    return np.asarray(counts[codes] / len(known))
+def _share(codes: np.ndarray, members: Sequence[int], of: int) -> np.ndarray:
+    """For every organisation, the share of ``of`` members whose code (given in ``members``) is its own."""
+    counts = np.bincount(np.asarray(members, dtype=np.int64), minlength=int(codes.max(initial=0)) + 1)
+    return np.asarray(counts[codes] / of)
+
+
+def _profile(history: History, known: Sequence[int], virtual: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """Who is like the consortium: the share of its members in each organisation's country and
+    sector, and whether it is in the applicant's country. ``virtual`` members (an applicant not
+    registered: its country and sector) count like registered ones, and the first is the applicant."""
+    n = len(history.org_ids)
+    of = len(known) + len(virtual)
+    if of == 0:
+        return {k: np.zeros(n, dtype=np.float64) for k in ("same_country", "same_sector", "coordinator_country")}
+
+    def code(names: np.ndarray, value: str) -> int:
+        at = int(np.searchsorted(names, value))
+        return at if at < len(names) and names[at] == value else len(names)  # len: nobody's code
+
+    countries = [int(history.country_codes[k]) for k in known if history.countries[k]]
+    countries += [code(history.country_names, c) for c, _ in virtual if c]
+    sectors = [int(history.sector_codes[k]) for k in known] + [code(history.sector_names, s) for _, s in virtual]
+    has_country = history.countries != ""
+    applicant = code(history.country_names, virtual[0][0]) if virtual else int(history.country_codes[known[0]])
+    return {
+        "same_country": _share(history.country_codes, countries, of) * has_country,
+        "same_sector": _share(history.sector_codes, sectors, of),
+        "coordinator_country": ((history.country_codes == applicant) & has_country).astype(np.float64),
+    }
 
 
 def walk(
@@ -304,7 +329,6 @@ NETWORK_FEATURES = (
     "direct_small",
     "direct_recent",
     "two_hop",
-    "same_country",
     "overlap",
     "walk",
     "reunion",
@@ -312,8 +336,6 @@ NETWORK_FEATURES = (
     "coordinator_ties",
     "overlap_recent",
     "adamic_adar",
-    "same_sector",
-    "coordinator_country",
 )
 
 
@@ -355,9 +377,6 @@ def _network(
         mine = known_projects[member == k]
         met = np.unique(orgs[np.isin(projs, mine[mask[mine] > 0])])
         breadth[met] += 1
-    with_country = [k for k in known if history.countries[k]]
-    same = _share(history.country_codes, with_country) * (history.countries != "") if with_country else breadth * 0
-    coord_country = (history.country_codes == history.country_codes[known[0]]) & (history.countries != "")
     return {
         "breadth": breadth,
         "direct": direct,
@@ -365,7 +384,6 @@ def _network(
         "direct_small": spread(_weights(history, mask, 1.0) * u),
         "direct_recent": spread(w * recency * u),
         "two_hop": history.to_orgs(w * history.to_projects(direct)),
-        "same_country": same * len(with_country) / len(known),
         "overlap": most(u),
         "walk": walk(history, known, mask, config.damping, config.walk_steps, degree),
         "reunion": most(np.where(u >= 2, share_known, 0.0)),
@@ -373,8 +391,6 @@ def _network(
         "coordinator_ties": spread(w * coordinator),
         "overlap_recent": most(u * recency),
         "adamic_adar": spread(np.where(sizes > 1, 1.0 / np.log(np.maximum(sizes, 2)), 0.0) * mask * u),
-        "same_sector": _share(history.sector_codes, known),
-        "coordinator_country": coord_country.astype(np.float64),
     }
 
 
@@ -399,8 +415,10 @@ def features(
     query_vector: np.ndarray | None = None,
     profile_scores: np.ndarray | None = None,
     ref_year: int | None = None,
+    virtual: Sequence[tuple[str, str]] = (),
 ) -> Features:
-    """Per-organisation features for a consortium of ``known`` positions, history = ``project_mask``."""
+    """Per-organisation features for a consortium of ``known`` positions, history = ``project_mask``;
+    ``virtual`` members (country, sector) are an applicant not registered, the first of them."""
     mask = project_mask.astype(np.float64)
     years = history.project_years
     ref = ref_year if ref_year is not None else int(years[project_mask & (years >= 0)].max(initial=0)) + 1
@@ -408,6 +426,7 @@ def features(
     text, best = _text(history, query_vector, mask)
     return Features(
         **_network(history, known, mask, static["recency"], config, static["projects"]),
+        **_profile(history, known, virtual),
         projects=static["projects"],
         recent_activity=static["recent_activity"],
         coordinated=static["coordinated"],

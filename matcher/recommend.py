@@ -288,10 +288,10 @@ class Matcher:
     def _score(self, req: MatchRequest, members: list[int]) -> tuple[Features, np.ndarray, Eligibility, Gains]:
         h = self.history
         query = self.encoder.encode_queries([req.idea])[0] if (req.idea.strip() and self.encoder) else None
-        f = features(h, members, self.mask, self.config, query, self.profile_scores(query))
-        elig = self._check(members, req)
         virtual = req.unregistered
         extra = [(virtual.country or "", virtual.sector)] if virtual else []
+        f = features(h, members, self.mask, self.config, query, self.profile_scores(query), virtual=extra)
+        elig = self._check(members, req)
         g = gains(self.countries, self.sectors, members, req.sectors, elig.countries_needed, req.year, extra)
         seek = self._seek(req)
         linear = score(f, self.weights, seek_coordinator=seek)

@@ -312,3 +312,19 @@ def test_a_registration_or_an_edit_refreshes_the_matcher_in_hand_as_a_rebuild_wo
         s.add(Participation(organisation_id=new, project_id=project, role="partner"))
     assert fresh.refreshed(db, None) is None
     db.dispose()
+
+
+def test_an_unregistered_applicant_counts_by_its_country_and_sector_like_a_registered_one() -> None:
+    """The evaluation's ``--known none`` and the service's applicant without registration: country and
+    sector shape "who is like the consortium" exactly as a registered member with them would."""
+    rng = np.random.default_rng(11)
+    h = _history(rng)
+    k = int(np.flatnonzero(h.countries != "")[0])
+    mask = np.ones(h.incidence.shape[1], dtype=bool)
+    registered = features(h, [k], mask, FeatureConfig(), ref_year=2020)
+    virtual = features(h, [], mask, FeatureConfig(), ref_year=2020, virtual=[(str(h.countries[k]), str(h.sectors[k]))])
+    for column in ("same_country", "same_sector", "coordinator_country"):
+        assert np.array_equal(getattr(registered, column), getattr(virtual, column)), column
+    assert virtual.coordinator_country.any() and not virtual.shared.any()  # no network: it has no past
+    unknown = features(h, [], mask, FeatureConfig(), ref_year=2020, virtual=[("IS", "youth")])
+    assert not unknown.same_country.any() and not unknown.coordinator_country.any()  # nobody from Iceland here
