@@ -137,12 +137,14 @@ DEFAULT_WEIGHTS: tuple[tuple[str, float], ...] = (
 # there. What still says "worth meeting" is the idea's text and an introduction: a partner of a partner,
 # reached by the walk. On run T (coordinator known, 2020+ consortia, no text) the walk and partners of
 # partners find 0.020 of the novel partners in ten places against 0.014 for the default scorer and
-# 0.009 for country popularity.
+# 0.009 for country popularity. Past activity, weighed lightly, orders whoever nothing else tells
+# apart (with FA*IR on half of run T's queries: 0.0138 of the novel partners against 0.0119 without).
 DISCOVERY_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("walk", 1.0),
     ("two_hop", 1.0),
     ("text", 2.0),
     ("profile", 1.5),
+    ("projects", 0.02),
 )
 
 
