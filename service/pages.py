@@ -330,7 +330,10 @@ def results() -> str | WerkzeugResponse:
         (
             "new",
             _("New to you"),
-            _("Relevant to your idea and complementary to your consortium; nobody in it has worked with them.")
+            _(
+                "Relevant to your idea and complementary to your consortium; nobody in it has worked with them. "
+                "Some have worked with your partners, who could introduce you."
+            )
             + (
                 " " + _("About %(share)s %% are new to the programme.", share=round(req.newcomer_share * 100))
                 if req.newcomer_share
@@ -341,7 +344,7 @@ def results() -> str | WerkzeugResponse:
         (
             "network",
             _("From your network"),
-            _("Organisations that have worked with a member of your consortium, or with one of their partners."),
+            _("Organisations that have worked with a member of your consortium."),
             network,
         ),
     ]
