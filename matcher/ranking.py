@@ -360,18 +360,23 @@ def _network(
     u = np.bincount(known_projects, minlength=inc.shape[1]) * mask
     touched = np.flatnonzero(u)
     orgs, projs = history.members_of(touched)  # every organisation sharing a past project with a member
+    # every per-project value below is taken at those entries only, never over every project
+    size, kept, met_u, recent = sizes[projs], mask[projs], u[projs], recency[projs]
 
-    def spread(per_project: np.ndarray) -> np.ndarray:
-        return np.bincount(orgs, weights=per_project[projs], minlength=n)
+    def weight(power: float) -> np.ndarray:  # as _weights, at the entries
+        return np.asarray(np.where(size > 1, 1.0 / np.maximum(size - 1, 1) ** power, 0.0) * kept)
 
-    def most(per_project: np.ndarray) -> np.ndarray:
+    def spread(at_entries: np.ndarray) -> np.ndarray:
+        return np.bincount(orgs, weights=at_entries, minlength=n)
+
+    def most(at_entries: np.ndarray) -> np.ndarray:
         out = np.zeros(n, dtype=np.float64)
-        np.maximum.at(out, orgs, per_project[projs])
+        np.maximum.at(out, orgs, at_entries)
         return out
 
-    w = _weights(history, mask, config.shared_weight_power)
-    direct = spread(w * u)
-    share_known = np.where(sizes > 1, u / np.maximum(sizes - 1, 1), 0.0)
+    w = weight(config.shared_weight_power)
+    direct = spread(w * met_u)
+    share_known = np.where(size > 1, met_u / np.maximum(size - 1, 1), 0.0)
     coordinator = np.zeros(inc.shape[1])
     coordinator[known_projects[member == known[0]]] = 1.0
     breadth = np.zeros(n, dtype=np.float64)
@@ -382,17 +387,17 @@ def _network(
     return {
         "breadth": breadth,
         "direct": direct,
-        "shared": spread(_weights(history, mask, 0.0) * u),
-        "direct_small": spread(_weights(history, mask, 1.0) * u),
-        "direct_recent": spread(w * recency * u),
-        "two_hop": history.to_orgs(w * history.to_projects(direct)),
-        "overlap": most(u),
+        "shared": spread(weight(0.0) * met_u),
+        "direct_small": spread(weight(1.0) * met_u),
+        "direct_recent": spread(w * recent * met_u),
+        "two_hop": history.to_orgs(_weights(history, mask, config.shared_weight_power) * history.to_projects(direct)),
+        "overlap": most(met_u),
         "walk": walk(history, known, mask, config.damping, config.walk_steps, degree),
-        "reunion": most(np.where(u >= 2, share_known, 0.0)),
+        "reunion": most(np.where(met_u >= 2, share_known, 0.0)),
         "reunion_any": most(share_known),
-        "coordinator_ties": spread(w * coordinator),
-        "overlap_recent": most(u * recency),
-        "adamic_adar": spread(np.where(sizes > 1, 1.0 / np.log(np.maximum(sizes, 2)), 0.0) * mask * u),
+        "coordinator_ties": spread(w * coordinator[projs]),
+        "overlap_recent": most(met_u * recent),
+        "adamic_adar": spread(np.where(size > 1, 1.0 / np.log(np.maximum(size, 2)), 0.0) * kept * met_u),
     }
 
 
