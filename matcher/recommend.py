@@ -166,8 +166,9 @@ class Matcher:
         self.countries = Coded(history.country_names, history.country_codes)
         self.sectors = Coded(history.sector_names, history.sector_codes)
         self._joinable: dict[tuple[str, int], np.ndarray] = {}  # (action, call year) -> who may take part
-        self.participations = int(history.incidence.nnz)  # what the registry held when this was built
-        self.as_of: dt.datetime | None = None  # the newest organisation change it has seen (None: unknown)
+        # set by from_db: the registry's participation count and newest organisation change when read
+        self.participations = -1
+        self.as_of: dt.datetime | None = None
 
     @classmethod
     def from_db(cls, db: Database, encoder: Encoder | None, index: LoadedIndex | None, **kwargs: Any) -> Matcher:
@@ -189,12 +190,14 @@ class Matcher:
         the whole registry again (a registration must not cost every worker a rebuild); None when only a
         rebuild will do: participations changed, an organisation was deleted or merged, or the new ids
         do not follow the known ones."""
+        if self.as_of is None:  # not built from a registry: nothing to compare with
+            return None
         h = self.history
         known_max = int(h.org_ids[-1]) if len(h.org_ids) else 0
         with db.session() as session:
             as_of = session.scalar(registry.last_change())
             remaining, parts, rows, hidden = registry.changed_organisations(session, self.as_of, known_max)
-        if remaining != len(h.org_ids) or parts != self.participations or self.as_of is None:
+        if remaining != len(h.org_ids) or parts != self.participations:
             return None
         new = [r for r in rows if int(r[0]) > known_max]
         edited = [r for r in rows if int(r[0]) <= known_max]
