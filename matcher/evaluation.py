@@ -377,15 +377,18 @@ def evaluate(
         kept = fold_ranker is not None and fold_ranker.kind == "lambdamart"
         found = (fitted if kept else score(f, weights, discovery=True)) + 1e-9 * jitter
         far = pool[~tied[pool]]
+        fresh = far[:0]  # the "new to you" group as the service orders it (FA*IR within the group)
+        if {"matcher_groups", "matcher_new_to_you"} & set(methods) and len(far):
+            fresh = fair_top(rank(found, far, CUTOFF), newcomer, CUTOFF, fair, found, far)
         for method in methods:
             scores = _method_scores(method, setup, q, f, mask, linear, fitted) + 1e-9 * jitter
             ordered = None  # plain score order, counted without sorting the pool
             if method == "matcher":
                 ordered = fair_top(rank(scores, pool, CUTOFF), newcomer, CUTOFF, fair, scores, pool)
             elif method == "matcher_groups":
-                ordered = _groups_order(scores, found, pool, tied, newcomer, fair)
+                ordered = _groups_order(scores, pool, tied, fresh)
             elif method == "matcher_new_to_you":
-                ordered = fair_top(rank(found, far, CUTOFF), newcomer, CUTOFF, fair, found, far) if len(far) else far
+                ordered = fresh
             _record(results[method], ordered, scores, pool, pool_mask, newcomer, q, network, i)
     return {
         "protocol": protocol,
@@ -399,23 +402,11 @@ def evaluate(
     }
 
 
-def _groups_order(
-    scores: np.ndarray,
-    found: np.ndarray,
-    pool: np.ndarray,
-    tied: np.ndarray,
-    newcomer: np.ndarray,
-    fair: FairConfig,
-    per: int = 5,
-) -> np.ndarray:
+def _groups_order(scores: np.ndarray, pool: np.ndarray, tied: np.ndarray, far: np.ndarray, per: int = 5) -> np.ndarray:
     """The service's two groups as one list a user reads: in every ten, the best ``per`` "from your
-    network" (the matcher's order, ``scores``) then "new to you" (the discovery scorer's order,
-    ``found``, newcomer share held there); a group that runs out leaves its places to the other."""
+    network" (the matcher's order, ``scores``) then the "new to you" group's ``far`` (its own order,
+    newcomer share held there); a group that runs out leaves its places to the other."""
     near = rank(scores, pool[tied[pool]], CUTOFF)
-    far_pool = pool[~tied[pool]]
-    far = (
-        fair_top(rank(found, far_pool, CUTOFF), newcomer, CUTOFF, fair, found, far_pool) if len(far_pool) else near[:0]
-    )
     out: list[int] = []
     a, b = near.tolist(), far.tolist()
     while (a or b) and len(out) < CUTOFF:

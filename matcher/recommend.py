@@ -32,6 +32,7 @@ from matcher.ranking import (
     fair_top,
     features,
     in_network,
+    introducer,
     rank,
     score,
 )
@@ -461,16 +462,11 @@ class Matcher:
                 title, year = self.projects.get(pid, (None, None))
                 text = self._in_project("worked with {partner} in {project}{when}", title, year, partner=self._name(m))
                 return [Reason("worked_with", text, {"partner_id": int(h.org_ids[m]), "project_id": pid})]
-        if f.two_hop[pos] <= 0:
+        best = introducer(h, f, pos, members)
+        if best < 0:
+            if f.two_hop[pos] > 0:
+                return [Reason("partner_of_partner", Text("has worked with a partner of your consortium"))]
             return []
-        mine = self._projects_of(pos)
-        if not len(mine):
-            return []
-        met, _ = h.members_of(mine)
-        via = met[(f.shared[met] > 0) & ~np.isin(met, members)]
-        if not len(via):
-            return [Reason("partner_of_partner", Text("has worked with a partner of your consortium"))]
-        best = int(via[np.argmax(f.direct[via])])
         pid = self._shared_project(pos, best)
         member = next((m for m in members if self._shared_project(best, m) is not None), members[0])
         title, year = self.projects.get(pid, (None, None)) if pid is not None else (None, None)

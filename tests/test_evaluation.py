@@ -212,18 +212,18 @@ def test_the_groups_list_gives_each_group_its_places() -> None:
     import numpy as np
 
     from matcher.evaluation import _groups_order
-    from matcher.fairness import FairConfig
+    from matcher.ranking import rank
 
     scores = np.linspace(1.0, 0.0, 30)  # organisation 0 best
     pool = np.arange(30)
     tied = np.zeros(30, dtype=bool)
     tied[[0, 1, 2]] = True  # three from the network
-    order = _groups_order(scores, scores, pool, tied, np.zeros(30, dtype=bool), FairConfig(share=0.0))
+    order = _groups_order(scores, pool, tied, rank(scores, pool[~tied], 30))
     assert order[:3].tolist() == [0, 1, 2] and order[3:10].tolist() == [3, 4, 5, 6, 7, 8, 9]  # 3 + 7: places kept
     tied[:] = False
     tied[range(0, 30, 2)] = True  # half and half: five of each in every ten
-    order = _groups_order(scores, scores, pool, tied, np.zeros(30, dtype=bool), FairConfig(share=0.0))
+    order = _groups_order(scores, pool, tied, rank(scores, pool[~tied], 30))
     assert order[:10].tolist() == [0, 2, 4, 6, 8, 1, 3, 5, 7, 9] and len(set(order.tolist())) == 30
-    found = -scores  # "new to you" has its own scorer: its group follows that order, the network keeps its own
-    order = _groups_order(scores, found, pool, tied, np.zeros(30, dtype=bool), FairConfig(share=0.0))
+    found = -scores  # "new to you" has its own order: its group follows it, the network keeps its own
+    order = _groups_order(scores, pool, tied, rank(found, pool[~tied], 30))
     assert order[:10].tolist() == [0, 2, 4, 6, 8, 29, 27, 25, 23, 21]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,7 +91,6 @@ def test_fair_top_never_shows_excluded_or_chosen(n: int, k: int, seed: int) -> N
 
 def _history(rng: np.random.Generator, orgs: int = 60, projects: int = 80) -> History:
     """A random co-participation history: consortia of 3-6 from a few countries and sectors."""
-    import scipy.sparse as sp
 
     rows, cols = [], []
     for p in range(projects):
@@ -149,6 +149,29 @@ def test_network_features_match_their_definitions(seed: int) -> None:
     for _ in range(len(h.org_ids)):
         reach = reach | ((dense @ (dense[reach].sum(axis=0) > 0)) > 0)
     assert not r[~reach].any() and (r[known] >= 0.15 / 3 - 1e-9).all()
+
+
+def test_the_introducer_is_a_members_old_partner_the_candidate_has_worked_with() -> None:
+    from matcher.ranking import introducer
+
+    # member 0 worked with 1 (project 0) and with 2 (project 1); 1 later worked with 3..8 (project 2),
+    # 2 with 9 and 10 (project 3): all of 3..10 are partners of partners, none has worked with 0
+    projects = [[0, 1], [0, 2], [1, 3, 4, 5, 6, 7, 8], [2, 9, 10]]
+    rows = [o for p in projects for o in p]
+    cols = [i for i, p in enumerate(projects) for _ in p]
+    n = 11
+    inc = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(projects)))
+    h = History(
+        np.arange(1, n + 1),
+        np.full(n, "DE"),
+        np.full(n, "research"),
+        np.arange(1, 5),
+        np.full(4, 2018),
+        inc,
+        sp.csr_matrix((n, 4), dtype=np.float32),
+    )
+    f = features(h, [0], np.ones(4, dtype=bool), FeatureConfig(), ref_year=2020)
+    assert [introducer(h, f, p, [0]) for p in (3, 8, 9, 1)] == [1, 1, 2, -1]
 
 
 def test_fitted_ranker_learns_a_planted_signal_and_keeps_the_default_when_it_cannot_beat_it() -> None:
