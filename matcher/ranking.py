@@ -45,12 +45,15 @@ class History:
             self.project_families = np.full(len(self.project_ids), "other")
         self.org_position = {int(i): p for p, i in enumerate(self.org_ids.tolist())}
         self.project_position = {int(i): p for p, i in enumerate(self.project_ids.tolist())}
+        # float64 once: a float32 matrix times the float64 walk vector is converted on every product
+        self.incidence = sp.csr_matrix(self.incidence, dtype=np.float64)
         self.incidence_t = self.incidence.T.tocsr()
         self.project_sizes = np.asarray(self.incidence.sum(axis=0)).ravel()
         # integer codes make "share of the consortium in my country / sector" one bincount per query
         self.country_names, self.country_codes = np.unique(self.countries, return_inverse=True)
         self.sector_names, self.sector_codes = np.unique(self.sectors, return_inverse=True)
         self._activity: dict[tuple[bytes, int, float], dict[str, np.ndarray]] = {}
+        self._walk: dict[bytes, tuple[sp.csr_matrix, sp.csr_matrix]] = {}
 
     def members_of(self, projects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(organisation, project) for every member of ``projects``: read from the CSR arrays of
@@ -85,6 +88,19 @@ class History:
                 "consortium_size": (self.incidence @ (sizes * m)) / np.maximum(projects, 1),
             }
         return self._activity[key]
+
+    def walk_step(self, mask: np.ndarray, degree: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """The walk's organisation -> project step as one matrix, ``diag(mask / size) @ incidence.T @
+        diag(1 / degree)``, and its transpose: built once per history mask (the last few kept), so each
+        step of the walk is two sparse products and no dense rescaling."""
+        key = np.packbits(mask > 0).tobytes()
+        if key not in self._walk:
+            size = np.maximum(self.project_sizes * mask, 1.0)
+            down = sp.diags(mask / size) @ self.incidence_t @ sp.diags(1.0 / np.maximum(degree, 1.0))
+            if len(self._walk) >= 8:
+                self._walk.pop(next(iter(self._walk)), None)
+            self._walk[key] = (down.tocsr(), down.T.tocsr())
+        return self._walk[key]
 
     @classmethod
     def from_db(cls, session: Session) -> History:
@@ -243,12 +259,18 @@ FEATURES = tuple(column.name for column in COLUMNS)
 
 def _entries(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(column, row) of every stored entry of ``rows`` of a CSR matrix, gathered from its arrays."""
+    columns, rows_of, _ = _gather(matrix, rows)
+    return columns, rows_of
+
+
+def _gather(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(column, row, value) of every stored entry of ``rows`` of a CSR matrix."""
     starts, lengths = matrix.indptr[rows], matrix.indptr[rows + 1] - matrix.indptr[rows]
     total = int(lengths.sum())
     if total == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(total)
-    return matrix.indices[offsets].astype(np.int64), np.repeat(rows, lengths)
+    return matrix.indices[offsets].astype(np.int64), np.repeat(rows, lengths), matrix.data[offsets]
 
 
 def _product(matrix: sp.csr_matrix, transposed: sp.csr_matrix, values: np.ndarray, size: int) -> np.ndarray:
@@ -259,8 +281,8 @@ def _product(matrix: sp.csr_matrix, transposed: sp.csr_matrix, values: np.ndarra
     support = np.flatnonzero(values)
     if (transposed.indptr[support + 1] - transposed.indptr[support]).sum() * 4 > transposed.nnz:
         return np.asarray(matrix @ values, dtype=np.float64)
-    cols, rows = _entries(transposed, support)
-    return np.bincount(cols, weights=values[rows], minlength=size)
+    cols, rows, data = _gather(transposed, support)
+    return np.bincount(cols, weights=values[rows] * data, minlength=size)
 
 
 def _weights(history: History, mask: np.ndarray, power: float) -> np.ndarray:
@@ -317,15 +339,12 @@ def walk(
     degree: np.ndarray | None = None,
 ) -> np.ndarray:
     """Personalised PageRank over organisation -> past project -> organisation, restarting at the known members."""
-    org_degree = np.maximum(history.incidence @ mask if degree is None else degree, 1.0)
-    project_size = np.maximum(history.project_sizes * mask, 1.0)
+    down, up = history.walk_step(mask, history.incidence @ mask if degree is None else degree)
     restart = np.zeros(len(history.org_ids))
     restart[list(known)] = 1.0 / len(known)
     r = restart.copy()
     for _ in range(steps):  # the first steps reach few organisations: only their rows are read
-        r = (1 - damping) * restart + damping * history.to_orgs(
-            mask * history.to_projects(r / org_degree) / project_size
-        )
+        r = (1 - damping) * restart + damping * history.to_orgs(_product(down, up, r, down.shape[0]))
     return r
 
 
