@@ -239,7 +239,7 @@ class PartnerMatch:
         """The fitted ranker if one is saved; a refused one is reported by readiness, the default serves."""
         self.ranker_error = None
         try:
-            return self.ranker_store.load()
+            return self.ranker_store.load(self.encoder.model_id if self.encoder is not None else None)
         except (ValueError, OSError, KeyError, TypeError) as exc:
             self.ranker_error = f"fitted ranker refused, serving the default scorer: {exc}"
             return None
@@ -563,7 +563,8 @@ class PartnerMatch:
 
     def fit_ranker(self, years: int, max_consortia: int, progress: bool = True) -> FittedRanker:
         """Fit and save a ranker on the registry's consortia; ValueError (nothing saved) when it cannot."""
-        fitted = fit_ranker(self.db, years, max_consortia, progress=progress)
+        model_id = self.encoder.model_id if self.encoder is not None else None
+        fitted = fit_ranker(self.db, years, max_consortia, progress=progress, model_id=model_id)
         self.ranker_store.save(fitted)
         return fitted
 

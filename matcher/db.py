@@ -294,6 +294,18 @@ class StoredEmbedding(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
+class ProjectEmbedding(Base):
+    """One project's text vector (title, topics, summary): which past project an idea resembles,
+    and the text feature a ranker learns from; stale ones are found by the text's hash."""
+
+    __tablename__ = "project_embedding"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 def redacted(url: str) -> str:
     """A database URL without its password, for messages and logs."""
     try:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from embeddings.encoders import Encoder
 from embeddings.index import IndexRefused, IndexStore, LoadedIndex
 from matcher import registry
-from matcher.db import Database, StoredEmbedding, utcnow
+from matcher.db import Database, ProjectEmbedding, StoredEmbedding, utcnow
 from matcher.profiles import TEXT_VERSION, profile_text, text_hash
 
 
@@ -29,6 +29,7 @@ class BuildSummary:
     model_id: str
     text_version: str
     seconds: float
+    projects_embedded: int = 0  # project texts embedded in this build (the rest were stored already)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +71,40 @@ def embed_organisations(db: Database, encoder: Encoder, organisation_ids: list[i
         store_vectors(session, encoder.model_id, [(i, text_hash(texts[i]), vectors[j]) for j, i in enumerate(ids)])
 
 
+def embed_projects(db: Database, encoder: Encoder, progress: bool = False, batch_size: int = 64) -> int:
+    """Embed the project texts (title, topics, summary) that are new or changed since they were last
+    embedded with this model; returns how many. Projects without text get no vector."""
+    with db.session() as session:
+        texts = {pid: text for pid, text in registry.project_texts(session).items() if text}
+        stored = registry.project_embedding_hashes(session, encoder.model_id)
+    hashes = {pid: text_hash(text) for pid, text in texts.items()}
+    todo = sorted(pid for pid, digest in hashes.items() if stored.get(pid) != digest)
+    with tqdm(total=len(todo), desc="embedding projects", unit=" projects", disable=not progress) as bar:
+        for start in range(0, len(todo), 512):  # stored as it goes: an interrupted build keeps its work
+            chunk = todo[start : start + 512]
+            vectors = encoder.encode_documents([texts[p] for p in chunk], batch_size=batch_size)
+            with db.session() as session:
+                session.execute(
+                    delete(ProjectEmbedding).where(
+                        ProjectEmbedding.model_id == encoder.model_id, ProjectEmbedding.project_id.in_(chunk)
+                    )
+                )
+                session.execute(
+                    insert(ProjectEmbedding),
+                    [
+                        {
+                            "project_id": pid,
+                            "model_id": encoder.model_id,
+                            "text_hash": hashes[pid],
+                            "vector": np.asarray(vectors[j], dtype=np.float32).tobytes(),
+                        }
+                        for j, pid in enumerate(chunk)
+                    ],
+                )
+            bar.update(len(chunk))
+    return len(todo)
+
+
 def with_unindexed(db: Database, model_id: str, loaded: LoadedIndex) -> LoadedIndex:
     """The index version plus stored vectors of organisations embedded after it was built."""
     with db.session() as session:
@@ -100,6 +135,7 @@ def build_index(
 ) -> BuildSummary:
     """Embed organisations whose profile text changed, then write and switch to a new version."""
     started = time.perf_counter()
+    projects = embed_projects(db, encoder, progress, batch_size)
     texts = current_texts(db, encoder, progress)
     hashes = {org_id: text_hash(t) for org_id, t in texts.items()}
     with db.session() as session:
@@ -111,7 +147,7 @@ def build_index(
             store_vectors(session, encoder.model_id, [(i, hashes[i], vectors[j]) for j, i in enumerate(todo)])
     checksum = data_checksum(hashes)
     current = store.current_name()
-    if not todo and current is not None:
+    if not todo and not projects and current is not None:  # new project vectors: a new version, read anew
         try:
             manifest = store.load(current, encoder.model_id, exact_max=1 << 62).manifest
             if manifest.data_checksum == checksum and manifest.text_version == TEXT_VERSION:
@@ -124,6 +160,7 @@ def build_index(
                     encoder.model_id,
                     TEXT_VERSION,
                     round(time.perf_counter() - started, 2),
+                    projects,
                 )
         except IndexRefused:
             pass  # the current version is unusable: write a fresh one
@@ -145,6 +182,7 @@ def build_index(
         encoder.model_id,
         TEXT_VERSION,
         round(time.perf_counter() - started, 2),
+        projects,
     )
 
 

@@ -20,7 +20,17 @@ from tqdm import tqdm
 
 from matcher import registry
 from matcher.db import Database
-from matcher.ranking import FEATURES, FeatureConfig, Features, History, ScoreConfig, features, rank, score
+from matcher.ranking import (
+    FEATURES,
+    FeatureConfig,
+    Features,
+    History,
+    ScoreConfig,
+    features,
+    project_matrix,
+    rank,
+    score,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,9 @@ class FittedRanker:
         self.validation: dict[str, float] = {}
         self.consortia = 0
         self.fitted_at: str | None = None
+        # the model whose project vectors gave the text column in training (None: no text was learnt,
+        # the service adds the idea's text at its default weight instead)
+        self.text_model: str | None = None
         self._rng = np.random.default_rng(self.config.seed)
 
     def candidates(self, f: Features, pool: np.ndarray) -> np.ndarray:
@@ -202,6 +215,7 @@ class RankerStore:
             "features": list(FEATURES),
             "validation_recall@10": ranker.validation,
             "consortia": ranker.consortia,
+            "text_model": ranker.text_model,
             "config": asdict(ranker.config),
             "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -209,8 +223,9 @@ class RankerStore:
         tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, self.meta)
 
-    def load(self) -> FittedRanker | None:
-        """The saved ranker, None when there is none; ValueError for one fitted on other feature columns."""
+    def load(self, model_id: str | None = None) -> FittedRanker | None:
+        """The saved ranker, None when there is none; ValueError for one fitted on other feature columns
+        or on the text of another model than ``model_id`` (its similarities are on another scale)."""
         import lightgbm
 
         if self.stamp() is None:
@@ -223,7 +238,12 @@ class RankerStore:
             )
         ranker = FittedRanker(RankerConfig(**meta["config"]))
         ranker.kind, ranker.validation, ranker.consortia = meta["kind"], meta["validation_recall@10"], meta["consortia"]
-        ranker.fitted_at = meta.get("fitted_at")
+        ranker.fitted_at, ranker.text_model = meta.get("fitted_at"), meta.get("text_model")
+        if ranker.text_model is not None and ranker.text_model != model_id:
+            raise ValueError(
+                f"the saved ranker learnt the idea's text with {ranker.text_model!r}, but the service embeds with "
+                f"{model_id!r}; fit it again with `partner-match ranker fit`"
+            )
         if ranker.kind == "lambdamart":
             ranker.model = lightgbm.Booster(model_file=str(self.model))
         return ranker
@@ -341,18 +361,24 @@ def fit_ranker(
     config: FeatureConfig | None = None,
     weights: ScoreConfig | None = None,
     ranker: RankerConfig | None = None,
+    model_id: str | None = None,
 ) -> FittedRanker:
     """A ranker for the service, fitted on the registry's own consortia of the latest ``years``.
 
     The same protocol as the ``time`` evaluation, aimed at today: each consortium hides each
-    non-coordinator member in turn and sees only projects that started before its year. The
-    network features are learnt; the idea's text is left to the default weights, since most
-    registered consortia carry no text to learn it from.
+    non-coordinator member in turn and sees only projects that started before its year. With
+    ``model_id``, a consortium whose project has a stored vector of that model is also its idea:
+    the text column (similarity to each organisation's past projects, all older than the
+    consortium, so no title gives the answer away) is learnt with the network. Profiles are not:
+    they are made from every project, the held-out one included, so they stay at the default weight.
     """
     config = config or FeatureConfig()
     weights = weights or ScoreConfig()
     with db.session() as session:
         history = History.from_db(session)
+        stored = registry.project_vectors(session, model_id) if model_id else []
+    vectors = project_matrix(history, stored)
+    history.project_vectors = vectors
     dated = history.project_years[history.project_years >= 0]
     if not len(dated):
         raise ValueError("no project in the registry has a start or call year: nothing to learn the order of")
@@ -362,6 +388,7 @@ def fit_ranker(
         queries = random.Random(0).sample(queries, max_consortia)
     fitted = FittedRanker(ranker)
     years_of = history.project_years
+    with_text = 0
     for q in tqdm(
         queries,
         desc=f"collecting consortia {latest - years + 1}-{latest}",
@@ -372,7 +399,10 @@ def fit_ranker(
         mask = (years_of >= 0) & (years_of < q.year)
         pool_mask = np.ones(len(history.org_ids), dtype=bool)
         pool_mask[q.known] = False
-        f = features(history, q.known, mask, config, ref_year=q.year)
+        idea = vectors[q.project] if vectors is not None and vectors[q.project].any() else None
+        with_text += idea is not None
+        f = features(history, q.known, mask, config, idea, ref_year=q.year)
         fitted.add(f, score(f, weights), np.flatnonzero(pool_mask), q.hidden, order=q.year)
     fitted.fit(progress)
+    fitted.text_model = model_id if with_text else None
     return fitted

@@ -48,6 +48,7 @@ class History:
         # float64 once: a float32 matrix times the float64 walk vector is converted on every product
         self.incidence = sp.csr_matrix(self.incidence, dtype=np.float64)
         self.incidence_t = self.incidence.T.tocsr()
+        self.entry_rows = np.repeat(np.arange(len(self.org_ids)), np.diff(self.incidence.indptr))  # row of each entry
         self.project_sizes = np.asarray(self.incidence.sum(axis=0)).ravel()
         # integer codes make "share of the consortium in my country / sector" one bincount per query
         self.country_names, self.country_codes = np.unique(self.countries, return_inverse=True)
@@ -128,6 +129,19 @@ class History:
             funded=funded,
             project_families=np.array([p[2] or "other" for p in projects]),
         )
+
+
+def project_matrix(history: History, rows: list[tuple[int, bytes]]) -> np.ndarray | None:
+    """Stored project vectors (id, float32 bytes) in the history's project order, zero rows where a
+    project has none; None when there are none at all."""
+    if not rows:
+        return None
+    vectors = [(history.project_position.get(pid), np.frombuffer(blob, dtype=np.float32)) for pid, blob in rows]
+    matrix = np.zeros((len(history.project_ids), len(vectors[0][1])), dtype=np.float32)
+    for position, vector in vectors:
+        if position is not None:
+            matrix[position] = vector
+    return matrix
 
 
 @dataclass(frozen=True)
@@ -426,16 +440,19 @@ def _network(
 
 
 def _text(history: History, query_vector: np.ndarray | None, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Similarity of the idea to each organisation's best-matching past project, and that project."""
+    """Similarity of the idea to each organisation's best-matching past project, and that project:
+    one pass over the incidence's entries (no organisation x project matrix per query)."""
     n = len(history.org_ids)
     if query_vector is None or history.project_vectors is None:
         return np.zeros(n, dtype=np.float32), np.full(n, -1, dtype=np.int64)
-    sims = (history.project_vectors @ query_vector) * mask
-    weighted = history.incidence.multiply(sims[None, :]).tocsr()
-    text = weighted.max(axis=1).toarray().ravel().astype(np.float32)
-    best = np.asarray(weighted.argmax(axis=1)).ravel()
-    best[text <= 0] = -1
-    return text, best
+    inc = history.incidence
+    sims = (history.project_vectors @ query_vector).astype(np.float64) * mask
+    text = _row_max(inc, sims)
+    values = sims[inc.indices]
+    hit = (values > 0) & (values == text[history.entry_rows])  # where each organisation's best is reached
+    best = np.full(n, -1, dtype=np.int64)
+    best[history.entry_rows[hit][::-1]] = inc.indices[hit][::-1]  # the first such project wins
+    return text.astype(np.float32), best
 
 
 def features(

@@ -33,6 +33,7 @@ from matcher.ranking import (
     features,
     in_network,
     introducer,
+    project_matrix,
     rank,
     score,
 )
@@ -177,6 +178,8 @@ class Matcher:
             as_of = session.scalar(registry.last_change())  # first: a change while reading is seen again later
             participations = registry.participation_count(session)
             history = History.from_db(session)
+            if encoder is not None:
+                history.project_vectors = project_matrix(history, registry.project_vectors(session, encoder.model_id))
             names, types, projects = registry.labels(session)
             eche = registry.eche_holders(session)
             hidden = registry.hidden_ids(session)
@@ -300,10 +303,11 @@ class Matcher:
         seek = self._seek(req)
         linear = score(f, self.weights, seek_coordinator=seek)
         if self.ranker is not None and members:
-            # the fitted ranker orders the network; the idea's text and a sought coordinator keep their
-            # default weights on top, since the consortia it learnt from carry no text
+            # the fitted ranker orders the network (and the idea's text, where it learnt it from past
+            # projects); the profile and a sought coordinator keep their default weights on top
             pool = np.setdiff1d(np.arange(len(h.org_ids)), members)
-            kept = np.isin(FEATURES, ("text", "profile", "coordinated"))
+            added_columns = ("profile", "coordinated") if self.ranker.text_model else ("text", "profile", "coordinated")
+            kept = np.isin(FEATURES, added_columns)
             added = np.where(kept, default_weights(self.weights, seek), 0.0).astype(np.float32)
             return f, self.ranker.score(f, linear, pool, added) + g.bonus(self.complementarity), elig, g
         return f, linear + g.bonus(self.complementarity), elig, g

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
-from matcher.db import Organisation, Participation, Project, StoredEmbedding, fold_name, valid_id
+from matcher.db import Organisation, Participation, Project, ProjectEmbedding, StoredEmbedding, fold_name, valid_id
 from matcher.newcomer import Experience, NewcomerRule
 from matcher.profiles import PastProject, ProfileSource
 
@@ -414,6 +414,22 @@ def project_texts(session: Session) -> dict[int, str]:
         parts = [title or "", " ".join(topics or []) if title or summary else "", summary or ""]
         out[int(pid)] = " ".join(p for p in parts if p).strip()
     return out
+
+
+def project_embedding_hashes(session: Session, model_id: str) -> dict[int, str]:
+    """Text hash of each project's stored vector for ``model_id``."""
+    rows = session.execute(
+        select(ProjectEmbedding.project_id, ProjectEmbedding.text_hash).where(ProjectEmbedding.model_id == model_id)
+    )
+    return {int(p): h for p, h in rows}
+
+
+def project_vectors(session: Session, model_id: str) -> list[tuple[int, bytes]]:
+    """Stored project vectors of ``model_id`` (raw float32 bytes)."""
+    rows = session.execute(
+        select(ProjectEmbedding.project_id, ProjectEmbedding.vector).where(ProjectEmbedding.model_id == model_id)
+    )
+    return [(int(p), v) for p, v in rows]
 
 
 def consortia(session: Session) -> tuple[dict[int, list[tuple[int, str]]], dict[int, str], dict[int, str | None]]:

@@ -204,6 +204,7 @@ def test_openapi_document(client) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_ranker_fit_refuses_too_little_history_and_a_stale_ranker_is_reported(runner, client, demo_env) -> None:  # type: ignore[no-untyped-def]
+    from embeddings.encoders import HashingEncoder
     from service.cli import main
 
     ranker_dir = Path(demo_env["PARTNER_MATCH_INSTANCE_DIR"]) / "ranker"
@@ -217,6 +218,13 @@ def test_ranker_fit_refuses_too_little_history_and_a_stale_ranker_is_reported(ru
     body = {"idea": "digital skills", "applicant": applicant, "partners": [partner], "k": 5}
     served = client.post("/api/v1/recommendations", json=body).get_json()["results"]
     assert len(served) == 5 and client.get("/readyz").status_code == 200
+    # the demo's projects carry text: the idea's text was learnt, with the model that serves
+    meta = json.loads((ranker_dir / "ranker.json").read_text())
+    assert meta["text_model"] == HashingEncoder().model_id
+    (ranker_dir / "ranker.json").write_text(json.dumps({**meta, "text_model": "another/model"}))
+    assert client.post("/api/v1/recommendations", json=body).status_code == 200
+    refused = client.get("/readyz").get_json()
+    assert refused["status"] == "degraded" and "another/model" in refused["reasons"][0]
     # a ranker fitted by another version (other feature columns) is refused visibly; the default serves
     (ranker_dir / "ranker.json").write_text(
         json.dumps(
@@ -263,3 +271,19 @@ def test_results_in_two_groups_and_new_to_you_holds_no_old_partner(client) -> No
     assert 0 < len(similar) <= pool // 10 + 1 < len(long)
     alone = client.post("/api/v1/recommendations", json={"idea": body["idea"], "network_k": 3}).get_json()["groups"]
     assert alone["network"] == [] and len(alone["new_to_you"]) == 10  # nobody known: no network to draw from
+
+
+def test_an_idea_like_a_past_project_is_told_which_project(client) -> None:  # type: ignore[no-untyped-def]
+    """Project texts are embedded at index build: the reason names the past project the idea resembles."""
+    import csv
+
+    from tests.conftest import DEMO
+
+    with (DEMO / "projects.csv").open(encoding="utf-8-sig") as fh:
+        row = next(csv.DictReader(fh))
+    idea = row["Project Summary"]  # a real project's own text, as an idea
+    results = client.post("/api/v1/recommendations", json={"idea": idea, "k": 10}).get_json()["results"]
+    named = [x for r in results for x in r["reasons"] if x["code"] == "similar_project"]
+    assert named, [r["reasons"] for r in results]
+    assert any(row["Project Title"] in x["text"] for x in named)  # the one whose text it is, by its title
+    assert all(0 < x["similarity"] <= 1 and x["project_id"] > 0 for x in named)

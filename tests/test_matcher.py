@@ -151,6 +151,24 @@ def test_network_features_match_their_definitions(seed: int) -> None:
     assert not r[~reach].any() and (r[known] >= 0.15 / 3 - 1e-9).all()
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_text_feature_is_the_best_matching_past_project(seed: int) -> None:
+    from matcher.ranking import _text
+
+    rng = np.random.default_rng(seed)
+    h = _history(rng)
+    h.project_vectors = rng.normal(size=(len(h.project_ids), 8)).astype(np.float32)
+    h.project_vectors[rng.random(len(h.project_ids)) < 0.2] = 0  # projects without text
+    query, mask = rng.normal(size=8).astype(np.float32), (rng.random(len(h.project_ids)) < 0.8).astype(float)
+    sims = np.where(h.incidence.toarray() > 0, (h.project_vectors @ query) * mask, -np.inf)
+    text, best = _text(h, query, mask)
+    expected = np.maximum(sims.max(axis=1), 0.0)  # nothing similar (or no project): 0
+    assert np.allclose(text, expected, atol=1e-6)
+    has = expected > 0
+    assert (best[~has] == -1).all() and (best[has] == np.argmax(sims, axis=1)[has]).all()
+
+
 def test_the_introducer_is_a_members_old_partner_the_candidate_has_worked_with() -> None:
     from matcher.ranking import introducer
 
