@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import requests
@@ -54,6 +55,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        default="4",
+        help="threads per worker; several, comma-separated (e.g. 4,1), are measured in turn on one instance",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     args = parser.parse_args()
     if not SHARED.exists():
@@ -102,105 +108,123 @@ def main() -> None:
             inner.append(time.perf_counter() - t)
         inner_p50 = statistics.median(inner) * 1000
 
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-w",
-                str(args.workers),
-                "--threads",
-                "4",
-                "-b",
-                f"127.0.0.1:{port}",
-                "--timeout",
-                "120",
-                "service:create_app()",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 300
-            while time.time() < deadline:
-                try:
-                    if requests.get(base + "/readyz", timeout=60).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                time.sleep(1)
-            else:
-                sys.exit("gunicorn did not become ready")
-            # warm every worker's matcher
-            for _ in range(args.workers * 4):
-                requests.post(base + "/api/v1/recommendations", json={"idea": "warm up", "k": 10}, timeout=120)
-            latencies: list[float] = []
-            errors: list[str] = []
-            lock = threading.Lock()
-            stop_at = time.time() + args.seconds
-
-            def client(seed: int) -> None:
-                rng = random.Random(seed)
-                session = requests.Session()
-                while time.time() < stop_at:
-                    applicant = rng.choice(active)
-                    partners = rng.sample(active, 2)
-                    body = {"idea": rng.choice(IDEAS), "applicant": applicant, "partners": partners, "k": 10}
-                    t0 = time.perf_counter()
+        def measure(threads: int) -> dict[str, Any]:
+            port = free_port()
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-w",
+                    str(args.workers),
+                    "--threads",
+                    str(threads),
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "--timeout",
+                    "120",
+                    "service:create_app()",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            base = f"http://127.0.0.1:{port}"
+            try:
+                deadline = time.time() + 300
+                while time.time() < deadline:
                     try:
-                        r = session.post(base + "/api/v1/recommendations", json=body, timeout=60)
-                        ok = r.status_code == 200
-                        problem = None if ok else f"HTTP {r.status_code}: {r.text[:200]}"
-                    except requests.RequestException as exc:
-                        problem = str(exc)
-                    elapsed = time.perf_counter() - t0
-                    with lock:
-                        latencies.append(elapsed)
-                        if problem:
-                            errors.append(problem)
+                        if requests.get(base + "/readyz", timeout=60).status_code == 200:
+                            break
+                    except requests.RequestException:
+                        pass
+                    time.sleep(1)
+                else:
+                    sys.exit("gunicorn did not become ready")
+                for _ in range(args.workers * 4):  # warm every worker's matcher
+                    requests.post(base + "/api/v1/recommendations", json={"idea": "warm up", "k": 10}, timeout=120)
+                latencies: list[float] = []
+                errors: list[str] = []
+                lock = threading.Lock()
+                stop_at = time.time() + args.seconds
 
-            threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            rss = worker_rss(server.pid)  # after the load: each worker's resident memory, model and matcher in
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-        arr = np.array(latencies) * 1000
-        p50, p99 = float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
-        if args.json:
-            report = {
-                "organisations": summary.total,
-                "clients": args.clients,
-                "seconds": args.seconds,
-                "workers": args.workers,
+                def client(seed: int) -> None:
+                    rng = random.Random(seed)
+                    session = requests.Session()
+                    while time.time() < stop_at:
+                        applicant = rng.choice(active)
+                        partners = rng.sample(active, 2)
+                        body: dict[str, Any] = {
+                            "idea": rng.choice(IDEAS),
+                            "applicant": applicant,
+                            "partners": partners,
+                            "k": 10,
+                        }
+                        t0 = time.perf_counter()
+                        try:
+                            r = session.post(base + "/api/v1/recommendations", json=body, timeout=60)
+                            ok = r.status_code == 200
+                            problem = None if ok else f"HTTP {r.status_code}: {r.text[:200]}"
+                        except requests.RequestException as exc:
+                            problem = str(exc)
+                        elapsed = time.perf_counter() - t0
+                        with lock:
+                            latencies.append(elapsed)
+                            if problem:
+                                errors.append(problem)
+
+                threads_ = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+                for th in threads_:
+                    th.start()
+                for th in threads_:
+                    th.join()
+                rss = worker_rss(server.pid)  # after the load: each worker's resident memory, model and matcher in
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+            arr = np.array(latencies) * 1000
+            return {
+                "threads": threads,
                 "requests": len(arr),
                 "throughput_per_s": round(len(arr) / args.seconds, 1),
                 "errors": len(errors),
-                "p50_ms": round(p50, 1),
-                "p99_ms": round(p99, 1),
-                "encode_search_p50_ms": round(inner_p50, 1),
+                "error_samples": errors[:5],
+                "p50_ms": round(float(np.percentile(arr, 50)), 1),
+                "p99_ms": round(float(np.percentile(arr, 99)), 1),
                 "rss_mib_per_worker": rss,
             }
-            print(json.dumps(report))
-            return
-        print(f"RSS per worker after the load (MiB): {rss}")
+
+        runs = [measure(int(t)) for t in args.threads.split(",")]
+    if args.json:
+        report = {
+            "organisations": summary.total,
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "workers": args.workers,
+            "encode_search_p50_ms": round(inner_p50, 1),
+            "runs": runs,
+            # the first configuration's figures at the top level, as before
+            **{k: v for k, v in runs[0].items() if k not in ("threads", "error_samples")},
+        }
+        print(json.dumps(report))
+        return
+    for run in runs:
         print(
-            f"\n{args.clients} clients x {args.seconds:.0f} s against gunicorn ({args.workers} workers x 4 threads), "
-            f"{summary.total} organisations"
+            f"\n{args.clients} clients x {args.seconds:.0f} s against gunicorn ({args.workers} workers x "
+            f"{run['threads']} threads), {summary.total} organisations"
         )
-        print(f"requests: {len(arr)}  ({len(arr) / args.seconds:.1f}/s)   errors: {len(errors)}")
-        print(f"request latency: p50 {p50:.1f} ms   p99 {p99:.1f} ms")
-        print(f"in-process query encode + search: p50 {inner_p50:.1f} ms")
-        print(f"ratio request p99 / (encode + search) p50: {p99 / inner_p50:.1f}")
-        for e in errors[:5]:
+        print(f"requests: {run['requests']}  ({run['throughput_per_s']}/s)   errors: {run['errors']}")
+        print(f"request latency: p50 {run['p50_ms']} ms   p99 {run['p99_ms']} ms")
+        print(f"RSS per worker after the load (MiB): {run['rss_mib_per_worker']}")
+        for e in run["error_samples"]:
             print("  error:", e)
+    print(f"in-process query encode + search: p50 {inner_p50:.1f} ms")
+    for run in runs[1:]:
+        print(
+            f"{run['threads']} threads against {runs[0]['threads']}: throughput x"
+            f"{run['throughput_per_s'] / runs[0]['throughput_per_s']:.2f}, p99 x{run['p99_ms'] / runs[0]['p99_ms']:.2f}"
+        )
 
 
 def worker_rss(master: int) -> list[float]:

@@ -55,6 +55,7 @@ class History:
         self.sector_names, self.sector_codes = np.unique(self.sectors, return_inverse=True)
         self._activity: dict[tuple[bytes, int, float], dict[str, np.ndarray]] = {}
         self._walk: dict[bytes, tuple[sp.csr_matrix, sp.csr_matrix]] = {}
+        self._texts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def members_of(self, projects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(organisation, project) for every member of ``projects``: read from the CSR arrays of
@@ -89,6 +90,17 @@ class History:
                 "consortium_size": (self.incidence @ (sizes * m)) / np.maximum(projects, 1),
             }
         return self._activity[key]
+
+    def text_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the projects that have a text vector, and those vectors alone: the idea is
+        compared with these only (in CORDIS data most projects carry no text)."""
+        vectors = self.project_vectors
+        if vectors is None:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        if self._texts is None or self._texts[0] is not vectors:
+            rows = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)
+            self._texts = (vectors, rows, np.ascontiguousarray(vectors[rows]))
+        return self._texts[1], self._texts[2]
 
     def walk_step(self, mask: np.ndarray, degree: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """The walk's organisation -> project step as one matrix, ``diag(mask / size) @ incidence.T @
@@ -446,7 +458,10 @@ def _text(history: History, query_vector: np.ndarray | None, mask: np.ndarray) -
     if query_vector is None or history.project_vectors is None:
         return np.zeros(n, dtype=np.float32), np.full(n, -1, dtype=np.int64)
     inc = history.incidence
-    sims = (history.project_vectors @ query_vector).astype(np.float64) * mask
+    rows, vectors = history.text_rows()
+    sims = np.zeros(len(history.project_ids), dtype=np.float64)
+    sims[rows] = vectors @ query_vector
+    sims *= mask
     text = _row_max(inc, sims)
     values = sims[inc.indices]
     hit = (values > 0) & (values == text[history.entry_rows])  # where each organisation's best is reached
