@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, Flask, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -23,29 +25,31 @@ Page = str | WerkzeugResponse | tuple[str, int]
 
 
 class SignUpForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)])
     password = PasswordField(
-        "Password", validators=[DataRequired(), Length(min=10, max=200)], description="At least 10 characters"
+        _l("Password"), validators=[DataRequired(), Length(min=10, max=200)], description=_l("At least 10 characters")
     )
     consent = BooleanField(
-        "I have read the privacy notice and agree that partner-match keeps my e-mail address to run my account",
-        validators=[DataRequired("Please accept the privacy notice.")],
+        _l("I have read the privacy notice and agree that partner-match keeps my e-mail address to run my account"),
+        validators=[DataRequired(_l("Please accept the privacy notice."))],
     )
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
     next = HiddenField()
 
 
 class ResetRequestForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)])
 
 
 class ResetForm(FlaskForm):
     password = PasswordField(
-        "New password", validators=[DataRequired(), Length(min=10, max=200)], description="At least 10 characters"
+        _l("New password"),
+        validators=[DataRequired(), Length(min=10, max=200)],
+        description=_l("At least 10 characters"),
     )
 
 
@@ -58,25 +62,25 @@ def _form_page(form: FlaskForm, title: str, submit: str, intro: str = "", after:
 @limiter.limit("10/hour", methods=["POST"])
 def signup() -> Page:
     form = SignUpForm()
-    intro = "An account lets you register your organisation, keep it up to date and be contacted."
+    intro = _("An account lets you register your organisation, keep it up to date and be contacted.")
     after = (
-        f'Already have an account? <a href="{url_for("accounts.login")}">Sign in</a>. '
-        f'<a href="{url_for("accounts.privacy")}">Privacy notice</a>.'
+        f'{_("Already have an account?")} <a href="{url_for("accounts.login")}">{_("Sign in")}</a>. '
+        f'<a href="{url_for("accounts.privacy")}">{_("Privacy notice")}</a>.'
     )
     if request.method == "POST":
         if not form.validate_on_submit():
-            return _form_page(form, "Create an account", "Create account", intro, after, 400)
+            return _form_page(form, _("Create an account"), _("Create account"), intro, after, 400)
         try:
             actor = partner_match().accounts.sign_up(
                 form.email.data or "", form.password.data or "", bool(form.consent.data), base_url=request.url_root
             )
         except AccountError as exc:
             getattr(form, exc.field, form.email).errors = [exc.message]
-            return _form_page(form, "Create an account", "Create account", intro, after, 400)
+            return _form_page(form, _("Create an account"), _("Create account"), intro, after, 400)
         login_user(User(actor))
-        flash("Welcome! We have sent you an e-mail: open its link to confirm your address.")
+        flash(_("Welcome! We have sent you an e-mail: open its link to confirm your address."))
         return redirect(url_for("accounts.account"))
-    return _form_page(form, "Create an account", "Create account", intro, after)
+    return _form_page(form, _("Create an account"), _("Create account"), intro, after)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -84,8 +88,8 @@ def signup() -> Page:
 def login() -> Page:
     form = LoginForm(next=request.args.get("next", ""))
     after = (
-        f'<a href="{url_for("accounts.reset_request")}">Forgot your password?</a> '
-        f'New here? <a href="{url_for("accounts.signup")}">Create an account</a>.'
+        f'<a href="{url_for("accounts.reset_request")}">{_("Forgot your password?")}</a> '
+        f'{_("New here?")} <a href="{url_for("accounts.signup")}">{_("Create an account")}</a>.'
     )
     if request.method == "POST":
         actor = (
@@ -94,17 +98,17 @@ def login() -> Page:
             else None
         )
         if actor is None:
-            form.password.errors = ["This e-mail and password do not match an account."]
-            return _form_page(form, "Sign in", "Sign in", after=after, status=400)
+            form.password.errors = [_("This e-mail and password do not match an account.")]
+            return _form_page(form, _("Sign in"), _("Sign in"), after=after, status=400)
         login_user(User(actor))
         return redirect(own_path(form.next.data) or url_for("pages.index"))
-    return _form_page(form, "Sign in", "Sign in", after=after)
+    return _form_page(form, _("Sign in"), _("Sign in"), after=after)
 
 
 @bp.post("/logout")
 def logout() -> WerkzeugResponse:
     logout_user()
-    flash("You are signed out.")
+    flash(_("You are signed out."))
     return redirect(url_for("pages.index"))
 
 
@@ -113,10 +117,10 @@ def verify(token: str) -> WerkzeugResponse:
     try:
         actor = partner_match().accounts.verify(token)
     except AccountError as exc:
-        flash(f"Your address could not be confirmed: {exc.message}.")
+        flash(_("Your address could not be confirmed: %(why)s.", why=exc.message))
         return redirect(url_for("pages.index"))
     login_user(User(actor))
-    flash("Thank you: your e-mail address is confirmed.")
+    flash(_("Thank you: your e-mail address is confirmed."))
     return redirect(url_for("accounts.account"))
 
 
@@ -126,9 +130,11 @@ def reset_request() -> Page:
     form = ResetRequestForm()
     if request.method == "POST" and form.validate_on_submit():
         partner_match().accounts.request_reset(form.email.data or "", base_url=request.url_root)
-        flash("If an account has this address, a link to choose a new password is on its way.")
+        flash(_("If an account has this address, a link to choose a new password is on its way."))
         return redirect(url_for("accounts.login"))
-    return _form_page(form, "Reset your password", "Send me a link", status=400 if request.method == "POST" else 200)
+    return _form_page(
+        form, _("Reset your password"), _("Send me a link"), status=400 if request.method == "POST" else 200
+    )
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
@@ -139,11 +145,13 @@ def reset(token: str) -> Page:
             actor = partner_match().accounts.reset(token, form.password.data or "")
         except AccountError as exc:
             form.password.errors = [exc.message]
-            return _form_page(form, "Choose a new password", "Save password", status=400)
+            return _form_page(form, _("Choose a new password"), _("Save password"), status=400)
         login_user(User(actor))
-        flash("Your new password is saved.")
+        flash(_("Your new password is saved."))
         return redirect(url_for("accounts.account"))
-    return _form_page(form, "Choose a new password", "Save password", status=400 if request.method == "POST" else 200)
+    return _form_page(
+        form, _("Choose a new password"), _("Save password"), status=400 if request.method == "POST" else 200
+    )
 
 
 @bp.get("/account")
@@ -171,7 +179,7 @@ def _account_page(actor: Actor, new_token: str | None = None) -> str:
 def issue_token() -> Page:
     actor = signed_in()
     if not FlaskForm().validate_on_submit():
-        abort(400, "the form expired: reload the page")
+        abort(400, _("the form expired: reload the page"))
     try:
         token = partner_match().accounts.issue_token(actor, request.form.get("name", ""))
     except AccountError as exc:
@@ -185,12 +193,12 @@ def issue_token() -> Page:
 def revoke_token(token_id: int) -> WerkzeugResponse:
     actor = signed_in()
     if not FlaskForm().validate_on_submit():
-        abort(400, "the form expired: reload the page")
+        abort(400, _("the form expired: reload the page"))
     try:
         partner_match().accounts.revoke_token(actor, token_id)
     except AccountError as exc:
         abort(exc.status, exc.message)
-    flash("The token is revoked.")
+    flash(_("The token is revoked."))
     return redirect(url_for("accounts.account"))
 
 
@@ -209,10 +217,10 @@ def export() -> Response:
 def delete() -> WerkzeugResponse:
     actor = signed_in()
     if not FlaskForm().validate_on_submit():
-        abort(400, "the form expired: reload the page")
+        abort(400, _("the form expired: reload the page"))
     partner_match().accounts.delete(actor)
     logout_user()
-    flash("Your account and its personal data are deleted.")
+    flash(_("Your account and its personal data are deleted."))
     return redirect(url_for("pages.index"))
 
 

@@ -4,6 +4,7 @@ reports, hiding; each action is recorded in the audit log by the domain."""
 from __future__ import annotations
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -20,7 +21,7 @@ def _admin() -> Actor:
     if not actor.admin:
         abort(403, "only an admin of the registry may moderate")
     if not FlaskForm().validate_on_submit() and request.method == "POST":
-        abort(400, "the form expired: reload the page")
+        abort(400, _("the form expired: reload the page"))
     return actor
 
 

@@ -5,21 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from matcher.app import IndexUnavailable
 
 RETRY_AFTER = "30"
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction only: the page translates it, the JSON error keeps it in English."""
+    return message
+
+
 TITLES = {
-    400: "Bad request",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    413: "Request too large",
-    415: "Unsupported media type",
-    429: "Too many requests",
-    500: "Something went wrong",
-    503: "Search is not available right now",
+    400: N_("Bad request"),
+    403: N_("Forbidden"),
+    404: N_("Not found"),
+    405: N_("Method not allowed"),
+    413: N_("Request too large"),
+    415: N_("Unsupported media type"),
+    429: N_("Too many requests"),
+    500: N_("Something went wrong"),
+    503: N_("Search is not available right now"),
 }
 
 
@@ -42,7 +50,7 @@ def error_page(
     status: int, message: str, reasons: list[str] | None = None, headers: dict[str, str] | None = None
 ) -> Response:
     response = Response(
-        render_template("error.html", title=TITLES.get(status, "Error"), message=message, reasons=reasons or []),
+        render_template("error.html", title=_(TITLES.get(status, "Error")), message=message, reasons=reasons or []),
         status=status,
         mimetype="text/html",
     )

@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
-from matcher import vocab
 from matcher.app import Listed, OrganisationPage
 from matcher.eligibility import Eligibility
+from service.i18n import country_name, sector_label, translate
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -40,16 +42,17 @@ def export_name(theme: str, countries: Sequence[str], sectors: Sequence[str]) ->
 
 
 Table = tuple[list[str], list[list[Any]]]
-ORGANISATION_COLUMNS = ["Name", "Country", "City", "Sector", "Organisation type", "Website"]
+# headers in the page's (or the API request's) language; the cells' data are the same in every language
+ORGANISATION_COLUMNS = [_l("Name"), _l("Country"), _l("City"), _l("Sector"), _l("Organisation type"), _l("Website")]
 
 
 def organisation_cells(o: Listed) -> list[Any]:
     """What every file says of an organisation, in labels (ORGANISATION_COLUMNS)."""
     return [
         o.name,
-        vocab.country_name(o.country) if o.country else "",
+        country_name(o.country) if o.country else "",
         o.city or "",
-        vocab.sectors().get(o.sector, o.sector),
+        sector_label(o.sector),
         o.org_type or "",
         o.website or "",
     ]
@@ -91,7 +94,12 @@ def xlsx_file(table: Table, name: str, sheet_title: str) -> Response:
 def newcomer_table(found: OrganisationPage) -> Table:
     """Newcomers with a line of description and their page; relevance only where a theme ranked them."""
     ranked = any(o.score is not None for o in found.items)
-    header = [*ORGANISATION_COLUMNS, "Description", "Page", *(["Relevance to the theme"] if ranked else [])]
+    header = [
+        *map(str, ORGANISATION_COLUMNS),
+        _("Description"),
+        _("Page"),
+        *([_("Relevance to the theme")] if ranked else []),
+    ]
     rows = [
         [
             *organisation_cells(o),
@@ -106,13 +114,14 @@ def newcomer_table(found: OrganisationPage) -> Table:
 
 def consortium_table(members: list[Listed], verdict: Eligibility, roles: dict[Any, str]) -> Table:
     """A draft consortium, each member with its role, then the Programme Guide's verdict on it."""
-    header = ["Role", *ORGANISATION_COLUMNS, "Page"]
-    rows: list[list[Any]] = [[roles.get(m.id, "Partner (draft)"), *organisation_cells(m), page_url(m)] for m in members]
-    status = "eligible" if verdict.eligible else "not yet eligible"
+    header = [_("Role"), *map(str, ORGANISATION_COLUMNS), _("Page")]
+    draft = _("Partner (draft)")
+    rows: list[list[Any]] = [[roles.get(m.id, draft), *organisation_cells(m), page_url(m)] for m in members]
+    status = _("eligible") if verdict.eligible else _("not yet eligible")
     rows.append([])
-    rows.append([f"Programme Guide, {verdict.call_year} call: {status}"])
-    rows.extend([["Missing", m] for m in verdict.missing])
-    rows.extend([["Note", n] for n in verdict.notes])
+    rows.append([_("Programme Guide, %(year)s call: %(status)s", year=verdict.call_year, status=status)])
+    rows.extend([[_("Missing"), translate(m)] for m in verdict.missing])
+    rows.extend([[_("Note"), translate(n)] for n in verdict.notes])
     return header, rows
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
@@ -109,27 +110,27 @@ class DraftForm(FlaskForm):
 
 
 class RegisterForm(FlaskForm):
-    name = StringField("Organisation name", validators=[DataRequired(), Length(min=2, max=300)])
-    sector = SelectField("Sector", choices=sector_choices(), validators=[DataRequired()])
+    name = StringField(_l("Organisation name"), validators=[DataRequired(), Length(min=2, max=300)])
+    sector = SelectField(_l("Sector"), choices=sector_choices(), validators=[DataRequired()])
     organisation_type = StringField(
-        "Type of organisation",
+        _l("Type of organisation"),
         validators=[Optional(), Length(max=300)],
-        description="e.g. Vocational school, Youth organisation, SME",
+        description=_l("e.g. Vocational school, Youth organisation, SME"),
     )
-    country = SelectField("Country", choices=vocab.country_choices(eligibility.registrable_countries()))
-    city = StringField("City", validators=[Optional(), Length(max=200)])
-    website = URLField("Website", validators=[Optional(), URL(), Length(max=300)])
-    contact_name = StringField("Contact person (published)", validators=[Optional(), Length(max=200)])
+    country = SelectField(_l("Country"), choices=vocab.country_choices(eligibility.registrable_countries()))
+    city = StringField(_l("City"), validators=[Optional(), Length(max=200)])
+    website = URLField(_l("Website"), validators=[Optional(), URL(), Length(max=300)])
+    contact_name = StringField(_l("Contact person (published)"), validators=[Optional(), Length(max=200)])
     contact_email = EmailField(
-        "Contact e-mail (never shown: messages are relayed to it)",
+        _l("Contact e-mail (never shown: messages are relayed to it)"),
         validators=[Optional(), EMAIL_FORMAT, Length(max=320)],
-        description="Without one, messages go to your account's e-mail",
+        description=_l("Without one, messages go to your account's e-mail"),
     )
-    different = BooleanField("This is a different organisation from the similar one already registered")
+    different = BooleanField(_l("This is a different organisation from the similar one already registered"))
     description = TextAreaField(
-        "What your organisation does",
+        _l("What your organisation does"),
         validators=[DataRequired(), Length(min=20, max=5000)],
-        description="Your field, target groups, what you would bring to a partnership",
+        description=_l("Your field, target groups, what you would bring to a partnership"),
     )
 
 
@@ -146,7 +147,7 @@ class NewcomerFilter(Form):
     sector = SelectMultipleField(
         _l("Sectors"), choices=sector_choices(), validators=[Optional()], description=_l("None chosen: every sector")
     )
-    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(1, 10_000)])
+    page = IntegerField(_l("Page"), default=1, validators=[Optional(), NumberRange(1, 10_000)])
 
 
 def members_of(search: dict[str, Any]) -> list[int]:
@@ -253,7 +254,13 @@ def search() -> str | WerkzeugResponse | tuple[str, int]:
     kept = [i for i in session.get("draft", []) if i != applicant and i not in partners]
     session["draft"] = kept  # a refined search keeps the consortium being built
     if kept:
-        flash(f"Your draft consortium ({plural(len(kept), 'organisation')} you added) is kept for this search.")
+        flash(
+            ngettext(
+                "Your draft consortium (%(num)d organisation you added) is kept for this search.",
+                "Your draft consortium (%(num)d organisations you added) is kept for this search.",
+                len(kept),
+            )
+        )
     return redirect(url_for("pages.results", s=key))
 
 
@@ -313,7 +320,7 @@ def results() -> str | WerkzeugResponse:
             abort(400, f"unknown country code {country!r}")
     req = current_request(extra)
     if req is None:
-        flash("Describe your project idea first.")
+        flash(_("Describe your project idea first."))
         return redirect(url_for("pages.index"))
     try:
         found = partner_match().recommend(req)
@@ -419,7 +426,13 @@ def adopt() -> WerkzeugResponse:
     if not ids or not all(partner_match().exists(i) for i in ids):
         abort(400, "org_id: no such organisation")
     session["draft"] = list(dict.fromkeys([*session.get("draft", []), *ids]))[:30]
-    flash(f"{plural(len(ids), 'organisation')} added to your draft consortium.")
+    flash(
+        ngettext(
+            "%(num)d organisation added to your draft consortium.",
+            "%(num)d organisations added to your draft consortium.",
+            len(ids),
+        )
+    )
     return redirect(url_for("pages.consortia"))
 
 
@@ -432,7 +445,7 @@ def share_draft() -> WerkzeugResponse:
         abort(400, "nothing to share yet: search first")
     key = partner_match().save_search({**search, "draft": list(session.get("draft", []))})
     session["search"] = key
-    flash("This page's address now holds your search and draft consortium: copy it to share them.")
+    flash(_("This page's address now holds your search and draft consortium: copy it to share them."))
     return redirect(url_for("pages.results", s=key))
 
 
@@ -443,11 +456,11 @@ def export_draft(kind: str) -> Response:
     if search is None:
         abort(404, "no search yet: describe your project idea first")
     panel = draft_panel()
-    roles = {search.get("applicant"): "Applicant (coordinator)"}
-    roles.update({i: "Partner" for i in search.get("partners", [])})
+    roles = {search.get("applicant"): _("Applicant (coordinator)")}
+    roles.update({i: _("Partner") for i in search.get("partners", [])})
     table = consortium_table(panel["members"], panel["eligibility"], roles)
     if kind == "xlsx":
-        return xlsx_file(table, "draft-consortium", "Draft consortium")
+        return xlsx_file(table, "draft-consortium", _("Draft consortium"))
     return csv_file(table, "draft-consortium")
 
 
@@ -455,7 +468,7 @@ def export_draft(kind: str) -> Response:
 def consortia() -> str | WerkzeugResponse:
     req = current_request()
     if req is None:
-        flash("Describe your project idea first.")
+        flash(_("Describe your project idea first."))
         return redirect(url_for("pages.index"))
     proposals = partner_match().propose(req, n=3).consortia
     return render_template("consortia.html", proposals=proposals, panel=draft_panel(), draft_form=DraftForm())
@@ -522,7 +535,7 @@ def newcomers_download(kind: str) -> Response:
     found = _newcomer_list(form, 1, EXPORT_MAX)
     name = export_name(form.theme.data or "", form.country.data or [], form.sector.data or [])
     if kind == "xlsx":
-        return xlsx_file(newcomer_table(found), name, "Newcomers")
+        return xlsx_file(newcomer_table(found), name, _("Newcomers"))
     return csv_file(newcomer_table(found), name, ";" if request.args.get("sep") == "semicolon" else ",")
 
 
@@ -559,23 +572,25 @@ def register() -> str | WerkzeugResponse | tuple[str, int]:
             getattr(form, exc.field, form.name).errors = [exc.message]
             return render_template("register.html", form=form), exc.status
         except ValueError as exc:
-            field, _, message = str(exc).partition(": ")
+            field, _sep, message = str(exc).partition(": ")
             getattr(form, field, form.name).errors = [message or str(exc)]
             return render_template("register.html", form=form), 400
-        flash("Thank you: your organisation is registered and can be found by searches from now on.")
+        flash(_("Thank you: your organisation is registered and can be found by searches from now on."))
         return redirect(url_for("pages.organisation", org_id=org_id))
     return render_template("register.html", form=form)
 
 
 class EditForm(FlaskForm):
-    name = StringField("Organisation name", validators=[DataRequired(), Length(min=2, max=300)])
-    sector = SelectField("Sector", choices=sector_choices(), validators=[DataRequired()])
-    org_type = StringField("Type of organisation", validators=[Optional(), Length(max=300)])
-    city = StringField("City", validators=[Optional(), Length(max=200)])
-    website = URLField("Website", validators=[Optional(), URL(), Length(max=300)])
-    description = TextAreaField("What your organisation does", validators=[Optional(), Length(max=5000)])
-    contact_name = StringField("Contact person (published)", validators=[Optional(), Length(max=200)])
-    contact_email = EmailField("Contact e-mail (never shown)", validators=[Optional(), EMAIL_FORMAT, Length(max=320)])
+    name = StringField(_l("Organisation name"), validators=[DataRequired(), Length(min=2, max=300)])
+    sector = SelectField(_l("Sector"), choices=sector_choices(), validators=[DataRequired()])
+    org_type = StringField(_l("Type of organisation"), validators=[Optional(), Length(max=300)])
+    city = StringField(_l("City"), validators=[Optional(), Length(max=200)])
+    website = URLField(_l("Website"), validators=[Optional(), URL(), Length(max=300)])
+    description = TextAreaField(_l("What your organisation does"), validators=[Optional(), Length(max=5000)])
+    contact_name = StringField(_l("Contact person (published)"), validators=[Optional(), Length(max=200)])
+    contact_email = EmailField(
+        _l("Contact e-mail (never shown)"), validators=[Optional(), EMAIL_FORMAT, Length(max=320)]
+    )
 
 
 @bp.route("/organisations/<int:org_id>/edit", methods=["GET", "POST"])
@@ -588,44 +603,44 @@ def edit_organisation(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
         abort(exc.status, exc.message)
     detail = pm.organisation(org_id, actor) or {}
     form = EditForm(data={k: detail.get(k) for k in EDITABLE})
-    title = f"Edit {detail.get('name')}"
+    title = _("Edit %(name)s", name=detail.get("name"))
     if request.method == "POST":
         if not form.validate_on_submit():
-            return render_template("form.html", form=form, title=title, submit="Save"), 400
+            return render_template("form.html", form=form, title=title, submit=_("Save")), 400
         try:
             pm.update_organisation(org_id, {k: getattr(form, k).data for k in EDITABLE}, actor)
         except ValueError as exc:
-            field, _, message = str(exc).partition(": ")
+            field, _sep, message = str(exc).partition(": ")
             getattr(form, field, form.name).errors = [message or str(exc)]
-            return render_template("form.html", form=form, title=title, submit="Save"), 400
-        flash("Saved.")
+            return render_template("form.html", form=form, title=title, submit=_("Save")), 400
+        flash(_("Saved."))
         return redirect(url_for("pages.organisation", org_id=org_id))
-    return render_template("form.html", form=form, title=title, submit="Save")
+    return render_template("form.html", form=form, title=title, submit=_("Save"))
 
 
 @bp.post("/organisations/<int:org_id>/claim")
 @login_required
 def claim(org_id: int) -> WerkzeugResponse:
     if not FlaskForm().validate_on_submit():
-        abort(400, "the form expired: reload the page")
+        abort(400, _("the form expired: reload the page"))
     try:
         result = partner_match().accounts.claim(signed_in(), org_id)
     except AccountError as exc:
         abort(exc.status, exc.message)
     flash(
-        "It is yours now: " + result["reason"] + "."
+        _("It is yours now: %(why)s.", why=result["reason"])
         if result["status"] == "approved"
-        else "Your claim is recorded: " + result["reason"] + "."
+        else _("Your claim is recorded: %(why)s.", why=result["reason"])
     )
     return redirect(url_for("pages.organisation", org_id=org_id))
 
 
 class ContactForm(FlaskForm):
-    name = StringField("Your name", validators=[DataRequired(), Length(max=200)])
+    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)])
     email = EmailField(
-        "Your e-mail (they will reply to it)", validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)]
+        _l("Your e-mail (they will reply to it)"), validators=[DataRequired(), EMAIL_FORMAT, Length(max=320)]
     )
-    message = TextAreaField("Your message", validators=[DataRequired(), Length(min=10, max=5000)])
+    message = TextAreaField(_l("Your message"), validators=[DataRequired(), Length(min=10, max=5000)])
 
 
 @bp.route("/organisations/<int:org_id>/contact", methods=["GET", "POST"])
@@ -635,8 +650,8 @@ def contact(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
     if detail is None:
         abort(404)
     form = ContactForm()
-    title = f"Write to {detail['name']}"
-    intro = "Your message is forwarded by e-mail; their address is not shown to you, yours goes with the message."
+    title = _("Write to %(name)s", name=detail["name"])
+    intro = _("Your message is forwarded by e-mail; their address is not shown to you, yours goes with the message.")
     if request.method == "POST":
         if form.validate_on_submit():
             try:
@@ -644,14 +659,14 @@ def contact(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
             except AccountError as exc:
                 getattr(form, exc.field, form.message).errors = [exc.message]
             else:
-                flash("Your message is on its way.")
+                flash(_("Your message is on its way."))
                 return redirect(url_for("pages.organisation", org_id=org_id))
-        return render_template("form.html", form=form, title=title, intro=intro, submit="Send"), 400
-    return render_template("form.html", form=form, title=title, intro=intro, submit="Send")
+        return render_template("form.html", form=form, title=title, intro=intro, submit=_("Send")), 400
+    return render_template("form.html", form=form, title=title, intro=intro, submit=_("Send"))
 
 
 class ReportForm(FlaskForm):
-    reason = TextAreaField("What is wrong with this entry?", validators=[DataRequired(), Length(max=2000)])
+    reason = TextAreaField(_l("What is wrong with this entry?"), validators=[DataRequired(), Length(max=2000)])
 
 
 @bp.route("/organisations/<int:org_id>/report", methods=["GET", "POST"])
@@ -663,14 +678,14 @@ def report(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
             partner_match().accounts.report(org_id, form.reason.data or "")
         except AccountError as exc:
             abort(exc.status, exc.message)
-        flash("Thank you: an admin of the registry will look at it.")
+        flash(_("Thank you: an admin of the registry will look at it."))
         return redirect(url_for("pages.organisation", org_id=org_id))
     return render_template(
         "form.html",
         form=form,
-        title="Report a problem",
-        submit="Report",
-        intro="Wrong data, spam, an organisation someone else took: tell the registry's admins.",
+        title=_("Report a problem"),
+        submit=_("Report"),
+        intro=_("Wrong data, spam, an organisation someone else took: tell the registry's admins."),
     )
 
 

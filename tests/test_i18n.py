@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from tests.conftest import ROOT
 
 # the domain's sentences (matcher.vocab.Text) are translated too: the calls that carry them
-KEYWORDS = ["-k", "_l", "-k", "Text", "-k", "plural_text:1,2", "-k", "_in_project:1"]
+KEYWORDS = ["-k", "_l", "-k", "N_", "-k", "Text", "-k", "plural_text:1,2", "-k", "_in_project:1"]
 
 
 def test_the_browser_language_chooses_and_the_switch_keeps_the_page(client: FlaskClient) -> None:
@@ -136,3 +136,31 @@ def test_labels_from_the_data_files_are_in_the_catalogue() -> None:
     po = read_po((ROOT / "service/translations/nb/LC_MESSAGES/messages.po").open("rb"))
     labels = [*vocab.sectors().values(), *(rule.label.lower() for rule in eligibility.actions().values())]
     assert [x for x in labels if po.get(x) is None or not po[x].string] == []
+
+
+def test_forms_errors_and_downloads_speak_the_language_too(client: FlaskClient) -> None:
+    """Not only the search: sign-up and registration forms, error pages and the files a user downloads."""
+    import csv
+    import io
+
+    nb = {"Accept-Language": "nb"}
+    signup = client.get("/signup", headers=nb).get_data(as_text=True)
+    assert "Opprett en konto" in signup and "E-post" in signup and "Passord" in signup
+    login = client.get("/login", headers=nb).get_data(as_text=True)
+    assert "E-post" in login and "Passord" in login
+    from service.pages import RegisterForm
+
+    with client.application.test_request_context("/register", headers=nb):  # the form behind a sign-in
+        form = RegisterForm()
+        assert str(form.name.label.text) == "Organisasjonens navn" and str(form.city.label.text) == "By"
+    missing = client.get("/organisations/999999999", headers=nb)
+    assert missing.status_code == 404 and "Ikke funnet" in missing.get_data(as_text=True)
+    assert "Tilbake til søket" in missing.get_data(as_text=True)
+    # a newcomer list as a file: headers and country names in Norwegian, codes of the API unchanged
+    body = client.get("/newcomers.csv?country=EE", headers=nb).get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    assert rows[0][:4] == ["Navn", "Land", "By", "Sektor"] and rows[1][1] == "Estland"
+    english = list(
+        csv.reader(io.StringIO(client.get("/newcomers.csv?country=EE").get_data(as_text=True).lstrip("\ufeff")))
+    )
+    assert english[0][:4] == ["Name", "Country", "City", "Sector"] and english[1][1] == "Estonia"
