@@ -168,13 +168,14 @@ def index() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @pass_ctx
 def index_build(ctx: Context, as_json: bool, quiet: bool) -> None:
-    """Embed organisations whose profile changed and switch to a new index version."""
+    """Embed organisations whose profile changed (and projects whose text did) and switch to a new index version."""
     summary = ctx.pm.build_index(progress=not quiet)
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
         return
     click.echo(
         f"embedded {summary.embedded}, reused {summary.reused}, total {summary.total} "
+        f"(and {summary.projects_embedded} project texts) "
         f"in {summary.seconds:.1f} s ({summary.model_id}, text {summary.text_version})"
     )
     click.echo(f"serving version {summary.version}" + ("" if summary.swapped else " (unchanged)"))
