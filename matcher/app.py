@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +198,10 @@ class PartnerMatch:
         self._matcher: tuple[tuple[Any, ...], Matcher] | None = None
         self._fingerprint: tuple[Any, ...] | None = None
         self._checked = 0.0
+        # the last answers, by request: a reload, a language switch, a download or the back button asks
+        # again; an answer counts only for the matcher that made it (a new matcher: computed anew)
+        self._answers: OrderedDict[str, tuple[Matcher, MatchResult]] = OrderedDict()
+        self._answers_lock = threading.Lock()
 
     # ------------------------------------------------------------------ wiring the caches
     @property
@@ -268,12 +273,28 @@ class PartnerMatch:
     # ------------------------------------------------------------------ matching
     def recommend(self, req: MatchRequest) -> Recommendations:
         """Ranked partners for a request, with reasons and the consortium's eligibility."""
-        result = self.matcher().recommend(req)
+        result = self._answer(req)
         ids = {r.organisation_id for r in [*result.results, *result.network, *result.new_to_you]}
         with self.db.session() as s:
             found = registry.organisations_by_id(s, ids)
             cards = {i: Card(o.city, first_sentence(o.description)) for i, o in found.items()}
         return Recommendations(result, self._info(), cards)
+
+    def _answer(self, req: MatchRequest, keep: int = 256) -> MatchResult:
+        """The matcher's answer, from the last ``keep`` answers when the same request was answered by the
+        matcher in hand (the request's every field is the key; a rebuilt or refreshed matcher misses)."""
+        matcher, key = self.matcher(), repr(req)
+        with self._answers_lock:
+            found = self._answers.get(key)
+            if found is not None and found[0] is matcher:
+                self._answers.move_to_end(key)
+                return found[1]
+        result = matcher.recommend(req)
+        with self._answers_lock:
+            self._answers[key] = (matcher, result)
+            while len(self._answers) > keep:
+                self._answers.popitem(last=False)
+        return result
 
     def propose(self, req: MatchRequest, n: int = 3) -> Proposals:
         """Alternative complete, eligible consortia."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_app
+from tests.conftest import bearer, make_app
 
 
 def first_pair(client):  # type: ignore[no-untyped-def]
@@ -287,3 +287,30 @@ def test_an_idea_like_a_past_project_is_told_which_project(client) -> None:  # t
     assert named, [r["reasons"] for r in results]
     assert any(row["Project Title"] in x["text"] for x in named)  # the one whose text it is, by its title
     assert all(0 < x["similarity"] <= 1 and x["project_id"] > 0 for x in named)
+
+
+def test_the_same_request_is_answered_once_until_the_registry_changes(client) -> None:  # type: ignore[no-untyped-def]
+    """A reload, a language switch or a download asks again: answered from the last answers, while the
+    matcher that made the answer still serves; a registration makes the next answer a fresh one."""
+    from matcher.recommend import MatchRequest
+
+    pm = client.application.extensions["partner_match"]
+    applicant, partner = first_pair(client)
+    req = MatchRequest(idea="digital skills for adult learners", applicant=applicant, partners=[partner])
+    first = pm.recommend(req)
+    again = pm.recommend(
+        MatchRequest(idea="digital skills for adult learners", applicant=applicant, partners=[partner])
+    )
+    assert again.result is first.result  # not computed again
+    other = pm.recommend(MatchRequest(idea="digital skills for adult learners", applicant=applicant, partners=[]))
+    assert other.result is not first.result  # another request, another answer
+    before = pm.matcher()
+    token = bearer(client.application)
+    created = client.post(
+        "/api/v1/organisations",
+        json={"name": "Bergen Green Skills Centre", "country": "NO", "sector": "vet", "description": "Green skills for construction apprentices."},
+        headers=token,
+    )
+    assert created.status_code == 201, created.get_json()
+    after = pm.recommend(req)
+    assert pm.matcher() is not before and after.result is not first.result
