@@ -267,3 +267,56 @@ def load_encoder(name: str = "minilm") -> Encoder:
             model = SentenceTransformerEncoder(minilm_path(), MINILM_ID) if name == "minilm" else E5Encoder()
             _LOADED[name] = CachingEncoder(model)
         return _LOADED[name]
+
+
+def align(vectors: np.ndarray, alignment: np.ndarray) -> np.ndarray:
+    """Query vectors through a cross-lingual alignment (``fit_alignment``), normalised again."""
+    return _normalise(np.asarray(vectors, dtype=np.float32) @ alignment)
+
+
+def fit_alignment(
+    sources: np.ndarray,
+    targets: np.ndarray,
+    groups: np.ndarray,
+    ridges: Sequence[float] = (0.03, 0.1, 0.3, 1.0, 3.0),
+    folds: int = 5,
+) -> tuple[np.ndarray, float]:
+    """A linear map that puts an idea written in another language next to the same idea in English.
+
+    A multilingual encoder places a text and its translation near each other, but not near enough:
+    an idea in Norwegian and in English shared a tenth of their top 10. Rows of ``sources`` (an idea
+    in some language, English included) are mapped to their ``targets`` (the idea in English) by ridge
+    regression towards the identity, ``min |S W - T|^2 + r |W - I|^2``, so whatever the pairs do not
+    cover stays as the model had it. The ridge ``r`` is chosen without looking at any test: ``groups``
+    (one per idea) are held out in ``folds`` folds, and the ridge whose map lets a held-out idea in
+    another language find its own English version first among the held-out ones most often wins
+    (ties: the larger ridge, closer to the identity). Returns the map (d x d, float32) and the ridge.
+    """
+    sources, targets = np.asarray(sources, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    unique = np.unique(groups)
+    fold_of = {g: i % folds for i, g in enumerate(np.random.default_rng(0).permutation(unique).tolist())}
+    fold = np.array([fold_of[g] for g in groups.tolist()])
+    identity = np.eye(sources.shape[1])
+
+    def solve(s: np.ndarray, t: np.ndarray, ridge: float) -> np.ndarray:
+        return np.linalg.solve(s.T @ s + ridge * identity, s.T @ t + ridge * identity)
+
+    best, best_ridge = -1.0, float(max(ridges))
+    for ridge in sorted(ridges, reverse=True):
+        found = 0
+        for k in range(folds):
+            train, held = fold != k, fold == k
+            w = solve(sources[train], targets[train], ridge)
+            held_groups, first = np.unique(groups[held], return_index=True)
+            english = _normalise(targets[held][first] @ w)  # each held-out idea's English, mapped alike
+            mapped = _normalise(sources[held] @ w)
+            guess = held_groups[np.argmax(mapped @ english.T, axis=1)]
+            found += int(np.sum(guess == groups[held]))
+        if found > best:
+            best, best_ridge = found, ridge
+    return solve(sources, targets, best_ridge).astype(np.float32), best_ridge
+
+
+def is_multilingual(encoder: Encoder) -> bool:
+    """Whether the encoder places texts of different languages in one space (and can be aligned)."""
+    return encoder.model_id == E5_ID

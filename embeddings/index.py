@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from embeddings.encoders import align
+
 DEFAULT_EXACT_MAX = 200_000
 RECALL_TARGET = 0.97
 KEEP_VERSIONS = 4
@@ -147,6 +149,7 @@ class LoadedIndex:
     ids: np.ndarray
     vectors: np.ndarray
     exact_max: int = DEFAULT_EXACT_MAX
+    alignment: np.ndarray | None = None  # (d, d): an idea in another language mapped next to its English
     searcher: ExactSearch | IVFSearch = field(init=False)
     positions: dict[int, int] = field(init=False)
 
@@ -189,7 +192,12 @@ class LoadedIndex:
             return self
         ids = np.concatenate([self.ids, np.array([i for i, _ in new], dtype=np.int64)])
         vectors = np.vstack([self.vectors, np.vstack([np.asarray(v, dtype=np.float32) for _, v in new])])
-        return LoadedIndex(self.manifest, ids, vectors, exact_max=self.exact_max)
+        return LoadedIndex(self.manifest, ids, vectors, exact_max=self.exact_max, alignment=self.alignment)
+
+    def align(self, query: np.ndarray) -> np.ndarray:
+        """A query vector as this version compares it: through the cross-lingual alignment when the version
+        has one (``encoders.fit_alignment``), unchanged otherwise."""
+        return query if self.alignment is None else align(query[None, :], self.alignment)[0]
 
 
 def _sha256(path: Path) -> str:
@@ -235,6 +243,7 @@ class IndexStore:
         text_version: str,
         data_checksum: str,
         extra: dict[str, Any] | None = None,
+        alignment: np.ndarray | None = None,
     ) -> Manifest:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = np.asarray(ids, dtype=np.int64)
@@ -246,6 +255,10 @@ class IndexStore:
         tmp.mkdir(parents=True)
         np.save(tmp / "vectors.npy", vectors)
         np.save(tmp / "ids.npy", ids)
+        extra = dict(extra or {})
+        if alignment is not None:
+            np.save(tmp / "alignment.npy", np.asarray(alignment, dtype=np.float32))
+            extra["alignment_sha256"] = _sha256(tmp / "alignment.npy")
         manifest = Manifest(
             version=name,
             model_id=model_id,
@@ -255,7 +268,7 @@ class IndexStore:
             data_checksum=data_checksum,
             vectors_sha256=_sha256(tmp / "vectors.npy"),
             built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            extra=extra or {},
+            extra=extra,
         )
         (tmp / "manifest.json").write_text(json.dumps(manifest.__dict__, indent=2), encoding="utf-8")
         os.replace(tmp, self.versions_dir / name)
@@ -280,6 +293,11 @@ class IndexStore:
                 )
             vectors = np.load(folder / "vectors.npy", allow_pickle=False)
             ids = np.load(folder / "ids.npy", allow_pickle=False)
+            alignment = None
+            if "alignment_sha256" in manifest.extra:
+                if _sha256(folder / "alignment.npy") != manifest.extra["alignment_sha256"]:
+                    raise IndexRefused(f"index version {name}: alignment.npy does not match its manifest checksum")
+                alignment = np.load(folder / "alignment.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise IndexRefused(f"index version {name}: cannot read its files ({exc.__class__.__name__})") from exc
         if vectors.shape != (manifest.count, manifest.dimension) or ids.shape != (manifest.count,):
@@ -287,7 +305,11 @@ class IndexStore:
                 f"index version {name}: manifest says {manifest.count} x {manifest.dimension}, "
                 f"files hold {vectors.shape} vectors and {ids.shape} ids"
             )
-        return LoadedIndex(manifest, ids, vectors, exact_max=exact_max)
+        if alignment is not None and alignment.shape != (manifest.dimension, manifest.dimension):
+            raise IndexRefused(
+                f"index version {name}: alignment of shape {alignment.shape}, not square in the dimension"
+            )
+        return LoadedIndex(manifest, ids, vectors, exact_max=exact_max, alignment=alignment)
 
     def switch(self, name: str, model_id: str | None = None) -> Manifest:
         """Point CURRENT at ``name`` after checking it loads; the old pointer stays on refusal."""

@@ -381,7 +381,7 @@ class PartnerMatch:
             with self.db.session() as s:
                 allowed = registry.filtered_ids(s, q.filter, self.rule)
             total = len(space.ids) if allowed is None else len(space.rows_for(allowed))
-            hits = space.search(self.encoder.encode_queries([q.theme])[0], offset + size, allowed)[offset:]
+            hits = space.search(space.align(self.encoder.encode_queries([q.theme])[0]), offset + size, allowed)[offset:]
             items = self._listed([h.id for h in hits], {h.id: round(h.score, 4) for h in hits})
         else:
             with self.db.session() as s:

@@ -21,10 +21,11 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from embeddings.encoders import Encoder
+from embeddings.encoders import Encoder, align
 from matcher import importers, registry
 from matcher.db import Database
 from matcher.fairness import FairConfig
+from matcher.indexing import fit_query_alignment
 from matcher.newcomer import NewcomerRule
 from matcher.ranker import FittedRanker, Query, RankerConfig, build_queries, project_texts
 from matcher.ranking import (
@@ -268,7 +269,11 @@ def _encode(setup: Setup, encoder: Encoder, progress: bool) -> None:
     everything = setup.queries + setup.train
     texts_q = sorted({q.text for q in everything if q.text})
     if texts_q:
-        enc = encoder.encode_documents(texts_q)
+        fitted = fit_query_alignment(None, encoder, progress)  # the project's own ideas only, never the data's
+        if fitted is not None:  # a multilingual model: ideas as the service encodes them (query prefix, aligned)
+            enc = align(encoder.encode_queries(texts_q), fitted[0])
+        else:  # one encoding for both (MiniLM has no prefixes); the documents' call sorts by length, faster
+            enc = encoder.encode_documents(texts_q)
         by_text = {t: enc[j] for j, t in enumerate(texts_q)}
         setup.query_vectors = {q.project: by_text[q.text] for q in everything if q.text}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from embeddings.encoders import Encoder
+from embeddings.encoders import Encoder, fit_alignment, is_multilingual
 from embeddings.index import IndexRefused, IndexStore, LoadedIndex
 from matcher import registry
 from matcher.db import Database, ProjectEmbedding, StoredEmbedding, utcnow
@@ -105,6 +106,50 @@ def embed_projects(db: Database, encoder: Encoder, progress: bool = False, batch
     return len(todo)
 
 
+IDEA_WORDS = 120  # a description used as an idea is cut to an idea's length
+REGISTRY_PAIRS = 600  # bilingual project descriptions of the registry used at most (each is encoded twice)
+
+
+def alignment_pairs(db: Database | None, limit: int = REGISTRY_PAIRS) -> list[tuple[str, str, str]]:
+    """(idea, text, English text) pairs that teach the alignment: the project's own parallel ideas
+    (``seed_data/parallel_ideas.json``, eleven languages) and, where the registry holds projects
+    described in English and another language (keep.eu does), up to ``limit`` of those."""
+    import seed_data
+
+    parallel = json.loads(seed_data.resource("parallel_ideas.json").read_text(encoding="utf-8"))
+    pairs = [(f"seed-{n}", idea[lang], idea["en"]) for n, idea in enumerate(parallel["ideas"]) for lang in idea]
+    described: list[tuple[str, str, str]] = []
+    if db is not None:  # None: the project's ideas alone (an evaluation, whose data must not teach it)
+        with db.session() as session:
+            described = registry.bilingual_descriptions(session, limit)
+    cut = lambda text: " ".join(text.split()[:IDEA_WORDS])  # noqa: E731
+    for n, (_lang, text, english) in enumerate(described):
+        pairs += [(f"project-{n}", cut(text), cut(english)), (f"project-{n}", cut(english), cut(english))]
+    return pairs
+
+
+def fit_query_alignment(
+    db: Database | None, encoder: Encoder, progress: bool = False
+) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The cross-lingual alignment of a multilingual encoder's queries (None for another encoder):
+    every pair's texts encoded as queries, the map fitted (``encoders.fit_alignment``)."""
+    if not is_multilingual(encoder):
+        return None
+    pairs = alignment_pairs(db)
+    texts = sorted({t for _, a, b in pairs for t in (a, b)})
+    vectors: dict[str, np.ndarray] = {}
+    with tqdm(total=len(texts), desc="aligning languages", unit=" texts", disable=not progress) as bar:
+        for start in range(0, len(texts), 64):
+            chunk = texts[start : start + 64]
+            vectors.update(zip(chunk, encoder.encode_queries(chunk), strict=True))
+            bar.update(len(chunk))
+    groups = np.array([g for g, _, _ in pairs])
+    sources = np.stack([vectors[a] for _, a, _ in pairs])
+    targets = np.stack([vectors[b] for _, _, b in pairs])
+    alignment, ridge = fit_alignment(sources, targets, groups)
+    return alignment, {"pairs": len(pairs), "ideas": len(set(groups.tolist())), "ridge": ridge}
+
+
 def with_unindexed(db: Database, model_id: str, loaded: LoadedIndex) -> LoadedIndex:
     """The index version plus stored vectors of organisations embedded after it was built."""
     with db.session() as session:
@@ -150,7 +195,8 @@ def build_index(
     if not todo and not projects and current is not None:  # new project vectors: a new version, read anew
         try:
             manifest = store.load(current, encoder.model_id, exact_max=1 << 62).manifest
-            if manifest.data_checksum == checksum and manifest.text_version == TEXT_VERSION:
+            aligned = "alignment_sha256" in manifest.extra or not is_multilingual(encoder)
+            if manifest.data_checksum == checksum and manifest.text_version == TEXT_VERSION and aligned:
                 return BuildSummary(
                     0,
                     len(texts),
@@ -171,7 +217,16 @@ def build_index(
         for org_id, blob in registry.embedding_vectors(session, encoder.model_id):
             if org_id in position:
                 matrix[position[org_id]] = np.frombuffer(blob, dtype=np.float32)
-    manifest = store.write(ids, matrix, encoder.model_id, TEXT_VERSION, checksum)
+    fitted = fit_query_alignment(db, encoder, progress)
+    manifest = store.write(
+        ids,
+        matrix,
+        encoder.model_id,
+        TEXT_VERSION,
+        checksum,
+        extra={"alignment": fitted[1]} if fitted else None,
+        alignment=fitted[0] if fitted else None,
+    )
     store.switch(manifest.version, encoder.model_id)
     return BuildSummary(
         len(todo),

@@ -295,6 +295,8 @@ class Matcher:
     def _score(self, req: MatchRequest, members: list[int]) -> tuple[Features, np.ndarray, Eligibility, Gains]:
         h = self.history
         query = self.encoder.encode_queries([req.idea])[0] if (req.idea.strip() and self.encoder) else None
+        if query is not None and self.index is not None:
+            query = self.index.align(query)  # an idea in another language next to its English
         virtual = req.unregistered
         extra = [(virtual.country or "", virtual.sector)] if virtual else []
         f = features(h, members, self.mask, self.config, query, self.profile_scores(query), virtual=extra)

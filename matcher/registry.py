@@ -416,6 +416,22 @@ def project_texts(session: Session) -> dict[int, str]:
     return out
 
 
+def bilingual_descriptions(session: Session, limit: int) -> list[tuple[str, str, str]]:
+    """(language, text, English text) of projects described in English and another language (keep.eu
+    describes many so), at most ``limit``, in project order."""
+    out = []
+    rows = session.scalars(select(Project.descriptions).where(Project.descriptions.is_not(None)).order_by(Project.id))
+    for found in rows:
+        texts = [(d.get("language"), d.get("text")) for d in found or [] if d.get("text")]
+        english = next((t for lang, t in texts if lang == "en"), None)
+        other = next(((lang, t) for lang, t in texts if lang not in (None, "en")), None)
+        if english and other:
+            out.append((str(other[0]), str(other[1]), str(english)))
+            if len(out) >= limit:
+                break
+    return out
+
+
 def project_embedding_hashes(session: Session, model_id: str) -> dict[int, str]:
     """Text hash of each project's stored vector for ``model_id``."""
     rows = session.execute(

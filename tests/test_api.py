@@ -308,7 +308,12 @@ def test_the_same_request_is_answered_once_until_the_registry_changes(client) ->
     token = bearer(client.application)
     created = client.post(
         "/api/v1/organisations",
-        json={"name": "Bergen Green Skills Centre", "country": "NO", "sector": "vet", "description": "Green skills for construction apprentices."},
+        json={
+            "name": "Bergen Green Skills Centre",
+            "country": "NO",
+            "sector": "vet",
+            "description": "Green skills for construction apprentices.",
+        },
         headers=token,
     )
     assert created.status_code == 201, created.get_json()

@@ -263,3 +263,70 @@ def test_query_vectors_are_cached_and_equal_to_fresh_ones() -> None:
     cached.encode_queries(["a third idea"])  # evicts the least recently used ("green skills")
     cached.encode_queries(["green skills"])
     assert cached.misses == 4 and len(cached._cache) == 2
+
+
+def test_the_alignment_maps_a_language_onto_english_and_leaves_english_be() -> None:
+    """A planted 'language': ideas in the first 24 dimensions, the other language adding its own
+    direction and noise in the last 8 (as a multilingual model keeps some language identity). The map
+    fitted on 80 ideas brings 40 unseen ones next to their English, and English stays where it was."""
+    from embeddings.encoders import align, fit_alignment
+
+    rng = np.random.default_rng(3)
+    n = 120
+    english = np.hstack([rng.normal(size=(n, 24)), np.zeros((n, 8))])
+    english /= np.linalg.norm(english, axis=1, keepdims=True)
+    accent = np.hstack([np.zeros(24), rng.normal(size=8)])
+    other = (
+        english + 1.5 * accent / np.linalg.norm(accent) + np.hstack([np.zeros((n, 24)), 0.3 * rng.normal(size=(n, 8))])
+    )
+    other /= np.linalg.norm(other, axis=1, keepdims=True)
+    train, test = np.arange(80), np.arange(80, n)
+    sources = np.vstack([other[train], english[train]])
+    targets = np.vstack([english[train], english[train]])
+    w, ridge = fit_alignment(sources, targets, np.concatenate([train, train]))
+    assert w.shape == (32, 32) and ridge in (0.03, 0.1, 0.3, 1.0, 3.0)
+    before = np.sum(other[test] * english[test], axis=1).mean()
+    mapped, kept = align(other[test], w), align(english[test], w)
+    after = np.sum(mapped * kept, axis=1).mean()
+    assert before < 0.6 and after > 0.9  # unseen ideas next to their English form
+    assert np.mean(np.argmax(mapped @ kept.T, axis=1) == np.arange(len(test))) == 1.0
+    assert np.min(np.sum(kept * english[test], axis=1)) > 0.9  # English barely moves
+
+
+class _Multilingual(HashingEncoder):
+    """The hashing encoder under the multilingual model's id: the build fits an alignment for it."""
+
+    def __init__(self) -> None:
+        from embeddings.encoders import E5_ID
+
+        super().__init__(dimension=64)
+        self.model_id = E5_ID
+
+
+def test_a_multilingual_build_keeps_its_alignment_with_the_version(tmp_path: Path) -> None:
+    from matcher.recommend import Matcher, MatchRequest
+    from tests.conftest import DEMO
+
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}").upgrade()
+    for name in ("projects.csv", "organisations.csv"):
+        with db.session() as s:
+            importers.import_path(s, DEMO / name, progress=False)
+    store, encoder = IndexStore(tmp_path / "index"), _Multilingual()
+    build_index(db, encoder, store, progress=False)
+    loaded = store.load(store.current_name(), encoder.model_id)
+    assert loaded.alignment is not None and loaded.alignment.shape == (64, 64)
+    assert loaded.manifest.extra["alignment"]["ideas"] >= 40  # the project's parallel ideas at least
+    query = encoder.encode_queries(["grønne ferdigheter"])[0]
+    assert not np.allclose(loaded.align(query), query) and abs(np.linalg.norm(loaded.align(query)) - 1) < 1e-5
+    matcher = Matcher.from_db(db, encoder, loaded)
+    assert matcher.recommend(MatchRequest(idea="grønne ferdigheter i lærlingordningen", k=5)).results
+    # an alignment changed after the build is refused, as the vectors would be
+    version = tmp_path / "index" / "versions" / store.current_name()
+    np.save(version / "alignment.npy", np.eye(64, dtype=np.float32))
+    with pytest.raises(IndexRefused, match="alignment"):
+        store.load(store.current_name(), encoder.model_id)
+    # a monolingual encoder's version has none
+    plain = HashingEncoder()
+    build_index(db, plain, IndexStore(tmp_path / "plain"), progress=False)
+    assert IndexStore(tmp_path / "plain").load(IndexStore(tmp_path / "plain").current_name()).alignment is None
+    db.dispose()
