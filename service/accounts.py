@@ -63,9 +63,11 @@ def _form_page(form: FlaskForm, title: str, submit: str, intro: str = "", after:
 def signup() -> Page:
     form = SignUpForm()
     intro = _("An account lets you register your organisation, keep it up to date and be contacted.")
+    # the words outside the f-string, so that extraction finds them (it skips f-strings)
+    have, sign_in, privacy = _("Already have an account?"), _("Sign in"), _("Privacy notice")
     after = (
-        f'{_("Already have an account?")} <a href="{url_for("accounts.login")}">{_("Sign in")}</a>. '
-        f'<a href="{url_for("accounts.privacy")}">{_("Privacy notice")}</a>.'
+        f'{have} <a href="{url_for("accounts.login")}">{sign_in}</a>. '
+        f'<a href="{url_for("accounts.privacy")}">{privacy}</a>.'
     )
     if request.method == "POST":
         if not form.validate_on_submit():
@@ -87,9 +89,10 @@ def signup() -> Page:
 @limiter.limit("10/minute;50/hour", methods=["POST"])
 def login() -> Page:
     form = LoginForm(next=request.args.get("next", ""))
+    forgot, new_here, create = _("Forgot your password?"), _("New here?"), _("Create an account")
     after = (
-        f'<a href="{url_for("accounts.reset_request")}">{_("Forgot your password?")}</a> '
-        f'{_("New here?")} <a href="{url_for("accounts.signup")}">{_("Create an account")}</a>.'
+        f'<a href="{url_for("accounts.reset_request")}">{forgot}</a> '
+        f'{new_here} <a href="{url_for("accounts.signup")}">{create}</a>.'
     )
     if request.method == "POST":
         actor = (

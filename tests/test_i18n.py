@@ -146,6 +146,7 @@ def test_forms_errors_and_downloads_speak_the_language_too(client: FlaskClient) 
     nb = {"Accept-Language": "nb"}
     signup = client.get("/signup", headers=nb).get_data(as_text=True)
     assert "Opprett en konto" in signup and "E-post" in signup and "Passord" in signup
+    assert "Har du allerede en konto?" in signup  # the links under the form too
     login = client.get("/login", headers=nb).get_data(as_text=True)
     assert "E-post" in login and "Passord" in login
     from service.pages import RegisterForm
