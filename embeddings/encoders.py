@@ -294,6 +294,9 @@ def fit_alignment(
     """
     sources, targets = np.asarray(sources, dtype=np.float64), np.asarray(targets, dtype=np.float64)
     unique = np.unique(groups)
+    if len(unique) < 2:
+        raise ValueError(f"{len(unique)} idea(s) to learn an alignment from: at least two are needed")
+    folds = min(folds, len(unique))  # every fold holds at least one idea out
     fold_of = {g: i % folds for i, g in enumerate(np.random.default_rng(0).permutation(unique).tolist())}
     fold = np.array([fold_of[g] for g in groups.tolist()])
     identity = np.eye(sources.shape[1])

@@ -122,9 +122,9 @@ def alignment_pairs(db: Database | None, limit: int = REGISTRY_PAIRS) -> list[tu
     if db is not None:  # None: the project's ideas alone (an evaluation, whose data must not teach it)
         with db.session() as session:
             described = registry.bilingual_descriptions(session, limit)
-    cut = lambda text: " ".join(text.split()[:IDEA_WORDS])  # noqa: E731
     for n, (_lang, text, english) in enumerate(described):
-        pairs += [(f"project-{n}", cut(text), cut(english)), (f"project-{n}", cut(english), cut(english))]
+        idea, own = " ".join(text.split()[:IDEA_WORDS]), " ".join(english.split()[:IDEA_WORDS])
+        pairs += [(f"project-{n}", idea, own), (f"project-{n}", own, own)]
     return pairs
 
 

@@ -551,15 +551,3 @@ def fair_top(
     merged.sort(key=lambda p: (-scores[p], p))
     flags = [bool(newcomer[p]) for p in merged]
     return np.array(fair_rerank(merged, flags, k, fair), dtype=np.int64)
-
-
-def introducer(history: History, f: Features, pos: int, members: Sequence[int]) -> int:
-    """Who could introduce ``pos`` to the consortium: among the members' old partners (not members)
-    that ``pos`` has worked with, the one most closely tied to the members; -1 when there is none."""
-    inc = history.incidence  # the CSR arrays directly: slicing a row builds a matrix each time
-    mine = inc.indices[inc.indptr[pos] : inc.indptr[pos + 1]]
-    if f.two_hop[pos] <= 0 or not len(mine):
-        return -1
-    met, _ = history.members_of(np.asarray(mine, dtype=np.int64))
-    via = met[(f.shared[met] > 0) & ~np.isin(met, members) & (met != pos)]
-    return int(via[np.argmax(f.direct[via])]) if len(via) else -1

@@ -32,7 +32,6 @@ from matcher.ranking import (
     fair_top,
     features,
     in_network,
-    introducer,
     project_matrix,
     rank,
     score,
@@ -406,6 +405,16 @@ class Matcher:
         inc = self.history.incidence  # the CSR arrays directly: slicing a row builds a matrix each time
         return np.asarray(inc.indices[inc.indptr[pos] : inc.indptr[pos + 1]])
 
+    def _introducer(self, pos: int, f: Features, members: list[int]) -> int:
+        """Who could introduce ``pos``: among the members' old partners (not members) that ``pos`` has
+        worked with, the one most closely tied to the members; -1 when there is none."""
+        mine = self._projects_of(pos)
+        if f.two_hop[pos] <= 0 or not len(mine):
+            return -1
+        met, _ = self.history.members_of(mine.astype(np.int64))
+        via = met[(f.shared[met] > 0) & ~np.isin(met, members) & (met != pos)]
+        return int(via[np.argmax(f.direct[via])]) if len(via) else -1
+
     def _shared_project(self, a: int, b: int) -> int | None:
         shared = np.intersect1d(self._projects_of(a), self._projects_of(b), assume_unique=True)
         if not len(shared):
@@ -468,7 +477,7 @@ class Matcher:
                 title, year = self.projects.get(pid, (None, None))
                 text = self._in_project("worked with {partner} in {project}{when}", title, year, partner=self._name(m))
                 return [Reason("worked_with", text, {"partner_id": int(h.org_ids[m]), "project_id": pid})]
-        best = introducer(h, f, pos, members)
+        best = self._introducer(pos, f, members)
         if best < 0:
             if f.two_hop[pos] > 0:
                 return [Reason("partner_of_partner", Text("has worked with a partner of your consortium"))]

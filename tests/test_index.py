@@ -330,3 +330,34 @@ def test_a_multilingual_build_keeps_its_alignment_with_the_version(tmp_path: Pat
     build_index(db, plain, IndexStore(tmp_path / "plain"), progress=False)
     assert IndexStore(tmp_path / "plain").load(IndexStore(tmp_path / "plain").current_name()).alignment is None
     db.dispose()
+
+
+def test_project_texts_are_embedded_once_and_again_only_when_they_change(tmp_path: Path) -> None:
+    from matcher.db import Project
+    from tests.conftest import DEMO
+
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}").upgrade()
+    for name in ("projects.csv", "organisations.csv"):
+        with db.session() as s:
+            importers.import_path(s, DEMO / name, progress=False)
+    store, encoder = IndexStore(tmp_path / "index"), HashingEncoder()
+    first = build_index(db, encoder, store, progress=False)
+    assert first.projects_embedded == 140  # every demo project has a text
+    again = build_index(db, encoder, store, progress=False)
+    assert again.projects_embedded == 0 and not again.swapped
+    with db.session() as s:
+        project = s.scalars(select(Project).order_by(Project.id).limit(1)).one()
+        project.title = "Green skills on real building sites"
+    changed = build_index(db, encoder, store, progress=False)
+    assert changed.projects_embedded == 1 and changed.swapped  # a new version: the matcher reads it anew
+    db.dispose()
+
+
+def test_an_alignment_needs_two_ideas_at_least() -> None:
+    from embeddings.encoders import fit_alignment
+
+    one = np.ones((3, 4))
+    with pytest.raises(ValueError, match="at least two"):
+        fit_alignment(one, one, np.array(["a", "a", "a"]))
+    w, _ = fit_alignment(np.eye(4)[:3], np.eye(4)[:3], np.array(["a", "b", "c"]), folds=5)  # fewer ideas than folds
+    assert w.shape == (4, 4)

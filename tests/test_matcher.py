@@ -169,8 +169,8 @@ def test_text_feature_is_the_best_matching_past_project(seed: int) -> None:
     assert (best[~has] == -1).all() and (best[has] == np.argmax(sims, axis=1)[has]).all()
 
 
-def test_the_introducer_is_a_members_old_partner_the_candidate_has_worked_with() -> None:
-    from matcher.ranking import introducer
+def test_a_partner_of_a_partner_is_introduced_by_the_members_old_partner() -> None:
+    from matcher.recommend import Matcher
 
     # member 0 worked with 1 (project 0) and with 2 (project 1); 1 later worked with 3..8 (project 2),
     # 2 with 9 and 10 (project 3): all of 3..10 are partners of partners, none has worked with 0
@@ -189,7 +189,17 @@ def test_the_introducer_is_a_members_old_partner_the_candidate_has_worked_with()
         sp.csr_matrix((n, 4), dtype=np.float32),
     )
     f = features(h, [0], np.ones(4, dtype=bool), FeatureConfig(), ref_year=2020)
-    assert [introducer(h, f, p, [0]) for p in (3, 8, 9, 1)] == [1, 1, 2, -1]
+    names = {i: f"org {i}" for i in range(1, n + 1)}
+    m = Matcher(h, names, {p: (f"project {p}", 2018) for p in range(1, 5)}, None, None)
+    introduced = [m._network_reasons(p, f, [0]) for p in (3, 8, 9)]
+    assert [r[0].code for r in introduced] == ["partner_of_partner"] * 3
+    assert [(r[0].data["via_id"], r[0].data["project_id"], r[0].data["partner_id"]) for r in introduced] == [
+        (2, 3, 1),  # organisation 2 (position 1) worked with 3 in project 3, and with the member in project 1
+        (2, 3, 1),
+        (3, 4, 1),
+    ]
+    assert "worked with org 2 in project 3 (2018), who has worked with org 1" in introduced[0][0].text
+    assert m._network_reasons(1, f, [0])[0].code == "worked_with"  # an old partner: no introduction
 
 
 def test_fitted_ranker_learns_a_planted_signal_and_keeps_the_default_when_it_cannot_beat_it() -> None:
