@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
-from embeddings.encoders import Encoder
+from embeddings.encoders import Encoder, is_multilingual
 from embeddings.index import IndexRefused, IndexStore, LiveIndex, LoadedIndex
 from matcher import importers, indexing, registry
 from matcher.accounts import EDITABLE, EMAIL, WEBSITE, AccountError, Accounts, Actor, audit, safe_url
@@ -585,7 +586,13 @@ class PartnerMatch:
     def fit_ranker(self, years: int, max_consortia: int, progress: bool = True) -> FittedRanker:
         """Fit and save a ranker on the registry's consortia; ValueError (nothing saved) when it cannot."""
         model_id = self.encoder.model_id if self.encoder is not None else None
-        fitted = fit_ranker(self.db, years, max_consortia, progress=progress, model_id=model_id)
+        encode_ideas: Callable[[list[str]], np.ndarray] | None = None
+        if self.encoder is not None and is_multilingual(self.encoder):  # ideas as a user's: query prefix, aligned
+            encoder, space = self.encoder, self.space()
+            encode_ideas = lambda texts: np.stack([space.align(v) for v in encoder.encode_queries(texts)])  # noqa: E731
+        fitted = fit_ranker(
+            self.db, years, max_consortia, progress=progress, model_id=model_id, encode_ideas=encode_ideas
+        )
         self.ranker_store.save(fitted)
         return fitted
 

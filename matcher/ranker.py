@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -362,6 +363,7 @@ def fit_ranker(
     weights: ScoreConfig | None = None,
     ranker: RankerConfig | None = None,
     model_id: str | None = None,
+    encode_ideas: Callable[[list[str]], np.ndarray] | None = None,
 ) -> FittedRanker:
     """A ranker for the service, fitted on the registry's own consortia of the latest ``years``.
 
@@ -371,6 +373,9 @@ def fit_ranker(
     the text column (similarity to each organisation's past projects, all older than the
     consortium, so no title gives the answer away) is learnt with the network. Profiles are not:
     they are made from every project, the held-out one included, so they stay at the default weight.
+    ``encode_ideas`` encodes the consortia's texts as the service encodes an idea, for an encoder
+    whose queries differ from its documents (e5's ``query:`` prefix and the cross-lingual alignment):
+    the ranker then learns the similarity a user's idea will have, not a passage's to a passage.
     """
     config = config or FeatureConfig()
     weights = weights or ScoreConfig()
@@ -386,6 +391,11 @@ def fit_ranker(
     queries = build_queries(db, history, "time", latest - years + 1, every_member=True)
     if len(queries) > max_consortia:
         queries = random.Random(0).sample(queries, max_consortia)
+    ideas: dict[int, np.ndarray] = {}
+    if encode_ideas is not None and vectors is not None:
+        text_of = {q.project: q.text for q in queries if q.text and vectors[q.project].any()}
+        if text_of:
+            ideas = dict(zip(text_of, encode_ideas(list(text_of.values())), strict=True))
     fitted = FittedRanker(ranker)
     years_of = history.project_years
     with_text = 0
@@ -399,7 +409,9 @@ def fit_ranker(
         mask = (years_of >= 0) & (years_of < q.year)
         pool_mask = np.ones(len(history.org_ids), dtype=bool)
         pool_mask[q.known] = False
-        idea = vectors[q.project] if vectors is not None and vectors[q.project].any() else None
+        idea = ideas.get(q.project) if ideas else None
+        if idea is None and vectors is not None and vectors[q.project].any():
+            idea = vectors[q.project]
         with_text += idea is not None
         f = features(history, q.known, mask, config, idea, ref_year=q.year)
         fitted.add(f, score(f, weights), np.flatnonzero(pool_mask), q.hidden, order=q.year)

@@ -379,3 +379,48 @@ def test_an_unregistered_applicant_counts_by_its_country_and_sector_like_a_regis
     assert virtual.coordinator_country.any() and not virtual.shared.any()  # no network: it has no past
     unknown = features(h, [], mask, FeatureConfig(), ref_year=2020, virtual=[("IS", "youth")])
     assert not unknown.same_country.any() and not unknown.coordinator_country.any()  # nobody from Iceland here
+
+
+def test_ranker_learns_the_idea_as_the_service_encodes_it(sqlite_db, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """For an encoder whose queries differ from its documents (e5), the consortia's texts are encoded
+    as a user's idea would be, each once; without that, the stored project vector is the idea."""
+    from embeddings.encoders import HashingEncoder
+    from embeddings.index import IndexStore
+    from matcher import importers, ranker
+    from matcher.indexing import build_index
+
+    for name in ("projects.csv", "organisations.csv"):
+        with sqlite_db.session() as s:
+            importers.import_path(s, DEMO / name, progress=False)
+    encoder = HashingEncoder()
+    build_index(sqlite_db, encoder, IndexStore(tmp_path / "index"), progress=False)
+    ideas: list[np.ndarray | None] = []
+    real_features = ranker.features
+
+    def spy(history, known, mask, config, idea, **kw):  # type: ignore[no-untyped-def]
+        ideas.append(idea)
+        return real_features(history, known, mask, config, idea, **kw)
+
+    monkeypatch.setattr(ranker, "features", spy)
+    monkeypatch.setattr(ranker.FittedRanker, "fit", lambda self, progress: "default")  # the features are the point
+    calls: list[list[str]] = []
+
+    def as_stored(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return encoder.encode_documents(texts)
+
+    plain = ranker.fit_ranker(sqlite_db, progress=False, model_id=encoder.model_id)
+    stored, ideas[:] = list(ideas), []
+    same = ranker.fit_ranker(sqlite_db, progress=False, model_id=encoder.model_id, encode_ideas=as_stored)
+    assert len(calls) == 1 and calls[0] and len(set(calls[0])) == len(calls[0])  # every idea once, in one call
+    assert same.text_model == plain.text_model == encoder.model_id
+    assert any(v is not None for v in stored) and len(ideas) == len(stored)
+    assert all((a is None and b is None) or np.allclose(a, b) for a, b in zip(stored, ideas, strict=True))
+    ideas[:] = []
+    ranker.fit_ranker(
+        sqlite_db,
+        progress=False,
+        model_id=encoder.model_id,
+        encode_ideas=lambda t: np.full((len(t), encoder.dimension), 7.0),
+    )
+    assert all(v is None or (v == 7.0).all() for v in ideas) and any(v is not None for v in ideas)
