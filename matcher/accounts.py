@@ -40,6 +40,7 @@ from matcher.db import (
     valid_id,
 )
 from matcher.mail import Mailer, Message
+from matcher.vocab import Text
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10
@@ -51,7 +52,7 @@ EDITABLE = ("name", "description", "website", "city", "org_type", "sector", "con
 class AccountError(ValueError):
     """A request about accounts that cannot be granted; ``field`` names what is wrong."""
 
-    def __init__(self, field: str, message: str, status: int = 400) -> None:
+    def __init__(self, field: str, message: Text, status: int = 400) -> None:
         super().__init__(f"{field}: {message}")
         self.field, self.message, self.status = field, message, status
 
@@ -90,7 +91,7 @@ def safe_url(url: str | None) -> str | None:
     if not url:
         return None
     if not re.fullmatch(WEBSITE, url):
-        raise AccountError("website", "must be an http:// or https:// address")
+        raise AccountError("website", Text("must be an http:// or https:// address"))
     return url if re.match("(?i)https?://", url) else f"https://{url}"
 
 
@@ -121,14 +122,16 @@ class Accounts:
     ) -> Actor:
         email = email.strip().lower()
         if not EMAIL.match(email) or len(email) > 320:
-            raise AccountError("email", "is not an e-mail address")
+            raise AccountError("email", Text("is not an e-mail address"))
         if len(password) < MIN_PASSWORD:
-            raise AccountError("password", f"needs at least {MIN_PASSWORD} characters")
+            raise AccountError("password", Text("needs at least {n} characters", n=MIN_PASSWORD))
         if not consent:
-            raise AccountError("consent", "please accept the privacy notice to create an account")
+            raise AccountError("consent", Text("please accept the privacy notice to create an account"))
         with self.db.session() as s:
             if s.scalar(select(Account).where(Account.email == email)) is not None:
-                raise AccountError("email", "an account with this e-mail exists: sign in or reset the password", 409)
+                raise AccountError(
+                    "email", Text("an account with this e-mail exists: sign in or reset the password"), 409
+                )
             account = Account(
                 email=email,
                 password_hash=generate_password_hash(password, "scrypt"),
@@ -161,7 +164,7 @@ class Accounts:
         with self.db.session() as s:
             account = s.get(Account, account_id)
             if account is None:
-                raise AccountError("token", "this account no longer exists")
+                raise AccountError("token", Text("this account no longer exists"))
             if account.verified_at is None:
                 account.verified_at = utcnow()
                 audit(s, actor_of(account), "account.verify", f"account:{account.id}")
@@ -201,13 +204,13 @@ class Accounts:
         try:
             data = self._signer.loads(token, max_age=RESET_MAX_AGE)
         except (SignatureExpired, BadSignature) as exc:
-            raise AccountError("token", "this link has expired or is not valid") from exc
+            raise AccountError("token", Text("this link has expired or is not valid")) from exc
         if len(password) < MIN_PASSWORD:
-            raise AccountError("password", f"needs at least {MIN_PASSWORD} characters")
+            raise AccountError("password", Text("needs at least {n} characters", n=MIN_PASSWORD))
         with self.db.session() as s:
             account = s.get(Account, data.get("reset"))
             if account is None or account.password_hash[-12:] != data.get("h"):
-                raise AccountError("token", "this link has already been used")
+                raise AccountError("token", Text("this link has already been used"))
             account.password_hash = generate_password_hash(password, "scrypt")
             audit(s, actor_of(account), "account.reset_password", f"account:{account.id}")
             return actor_of(account)
@@ -216,18 +219,18 @@ class Accounts:
         try:
             data = self._signer.loads(token, max_age=max_age)
         except SignatureExpired as exc:
-            raise AccountError("token", "this link has expired: ask for a new one") from exc
+            raise AccountError("token", Text("this link has expired: ask for a new one")) from exc
         except BadSignature as exc:
-            raise AccountError("token", "this link is not valid") from exc
+            raise AccountError("token", Text("this link is not valid")) from exc
         if not isinstance(data, dict) or kind not in data:
-            raise AccountError("token", "this link is not valid")
+            raise AccountError("token", Text("this link is not valid"))
         return int(data[kind])
 
     # ---------------------------------------------------------------- API tokens
     def issue_token(self, actor: Actor, name: str) -> str:
         """A new bearer token, shown once; only its hash is kept."""
         if not actor.verified:
-            raise AccountError("account", "confirm your e-mail address first", 403)
+            raise AccountError("account", Text("confirm your e-mail address first"), 403)
         token = "pm_" + secrets.token_urlsafe(32)
         with self.db.session() as s:
             row = ApiToken(account_id=actor.id, name=name.strip()[:100] or "token", token_hash=_digest(token))
@@ -248,7 +251,7 @@ class Accounts:
         with self.db.session() as s:
             row = s.get(ApiToken, token_id) if valid_id(token_id) else None
             if row is None or row.account_id != actor.id:
-                raise AccountError("token", "no such token of yours", 404)
+                raise AccountError("token", Text("no such token of yours"), 404)
             row.revoked_at = utcnow()
             audit(s, actor, "token.revoke", f"token:{token_id}")
 
@@ -263,26 +266,26 @@ class Accounts:
         with self.db.session() as s:
             org = s.get(Organisation, org_id) if valid_id(org_id) else None
             if org is None:
-                raise AccountError("id", f"no organisation {org_id}", 404)
+                raise AccountError("id", Text("no organisation {id}", id=org_id), 404)
             if actor is None:
-                raise AccountError("account", "sign in (or send an API token) to change an organisation", 401)
+                raise AccountError("account", Text("sign in (or send an API token) to change an organisation"), 401)
             if not actor.verified:
-                raise AccountError("account", "confirm your e-mail address before editing", 403)
+                raise AccountError("account", Text("confirm your e-mail address before editing"), 403)
             if not can_edit(actor, org):
-                raise AccountError("account", "only the organisation's owner or an admin may change it", 403)
+                raise AccountError("account", Text("only the organisation's owner or an admin may change it"), 403)
 
     def claim(self, actor: Actor, org_id: int) -> dict[str, Any]:
         """Ask to own an organisation: granted at once when the e-mail's domain is its website's."""
         if not actor.verified:
-            raise AccountError("account", "confirm your e-mail address before claiming", 403)
+            raise AccountError("account", Text("confirm your e-mail address before claiming"), 403)
         with self.db.session() as s:
             org = s.get(Organisation, org_id) if valid_id(org_id) else None
             if org is None:
-                raise AccountError("id", f"no organisation {org_id}", 404)
+                raise AccountError("id", Text("no organisation {id}", id=org_id), 404)
             if org.owner_id == actor.id:
                 return {"status": "approved", "reason": "it is already yours"}
             if org.owner_id is not None:
-                raise AccountError("organisation", "it already has an owner; report it if that is wrong", 409)
+                raise AccountError("organisation", Text("it already has an owner; report it if that is wrong"), 409)
             domain = website_domain(org.website)
             if domain and actor.email.rsplit("@", 1)[1] == domain:
                 org.owner_id = actor.id
@@ -310,7 +313,7 @@ class Accounts:
         with self.db.session() as s:
             claim = s.get(Claim, claim_id) if valid_id(claim_id) else None
             if claim is None or claim.status != "pending":
-                raise AccountError("claim", "no pending claim with this id", 404)
+                raise AccountError("claim", Text("no pending claim with this id"), 404)
             claim.status, claim.decided_at = ("approved" if approve else "rejected"), utcnow()
             if approve:
                 s.execute(
@@ -375,10 +378,10 @@ class Accounts:
 
     def report(self, org_id: int, reason: str) -> None:
         if not reason.strip():
-            raise AccountError("reason", "say what is wrong")
+            raise AccountError("reason", Text("say what is wrong"))
         with self.db.session() as s:
             if not valid_id(org_id) or s.get(Organisation, org_id) is None:
-                raise AccountError("id", f"no organisation {org_id}", 404)
+                raise AccountError("id", Text("no organisation {id}", id=org_id), 404)
             s.add(AbuseReport(organisation_id=org_id, reason=reason.strip()[:2000]))
 
     def close_report(self, admin: Actor, report_id: int) -> None:
@@ -400,7 +403,7 @@ class Accounts:
         with self.db.session() as s:
             pair = s.get(DuplicateCandidate, pair_id) if valid_id(pair_id) else None
             if pair is None or pair.status != "open":
-                raise AccountError("pair", "no open duplicate pair with this id", 404)
+                raise AccountError("pair", Text("no open duplicate pair with this id"), 404)
             pair.status = "merged" if merge else "dismissed"
             keep, gone = s.get(Organisation, pair.organisation_a_id), s.get(Organisation, pair.organisation_b_id)
             if not merge or keep is None or gone is None:
@@ -441,7 +444,7 @@ class Accounts:
         with self.db.session() as s:
             account = s.get(Account, actor.id)
             if account is None:
-                raise AccountError("account", "no such account", 404)
+                raise AccountError("account", Text("no such account"), 404)
             owned = s.scalars(select(Organisation).where(Organisation.owner_id == actor.id))
             return {
                 "account": {
@@ -484,7 +487,7 @@ class Accounts:
 
 def _require_admin(actor: Actor | None) -> None:
     if actor is None or not actor.admin:
-        raise AccountError("account", "only an admin of the registry may do this", 403)
+        raise AccountError("account", Text("only an admin of the registry may do this"), 403)
 
 
 def _digest(token: str) -> str:

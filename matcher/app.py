@@ -34,6 +34,7 @@ from matcher.newcomer import NewcomerRule
 from matcher.ranker import FittedRanker, RankerStore, fit_ranker
 from matcher.recommend import Consortium, Matcher, MatchRequest, MatchResult, UnknownOrganisation
 from matcher.registry import OrganisationFilter
+from matcher.vocab import Text
 
 __all__ = [
     "AccountError",
@@ -502,7 +503,7 @@ class PartnerMatch:
         Never overwrites: a same or nearly same name in the same country raises ``NameTaken`` (claim it,
         or say it is a different organisation with ``different=True``); the same registration sent twice
         by its owner returns the first. ValueError (``AccountError``) names the field."""
-        actor = self._require_verified(actor, "register an organisation")
+        actor = self._require_verified(actor, Text("register an organisation"))
         values = {**values, "website": safe_url(values.get("website"))}
         record = importers.registry_record(values)  # checks name, sector, country first
         with self.db.session() as s:
@@ -536,9 +537,9 @@ class PartnerMatch:
         with self.db.session() as s:
             to, name = registry.contact_address(s, org_id)
         if to is None:
-            raise AccountError("organisation", "this organisation has not published a contact yet", 409)
+            raise AccountError("organisation", Text("this organisation has not published a contact yet"), 409)
         if not EMAIL.match(sender_email.strip()):
-            raise AccountError("email", "is not an e-mail address")
+            raise AccountError("email", Text("is not an e-mail address"))
         self.accounts.mailer.send(
             Message(
                 to,
@@ -550,11 +551,11 @@ class PartnerMatch:
             )
         )
 
-    def _require_verified(self, actor: Actor | None, what: str) -> Actor:
+    def _require_verified(self, actor: Actor | None, what: Text) -> Actor:
         if actor is None:
-            raise AccountError("account", f"sign in (or send an API token) to {what}", 401)
+            raise AccountError("account", Text("sign in (or send an API token) to {what}", what=what), 401)
         if not actor.verified:
-            raise AccountError("account", f"confirm your e-mail address to {what}", 403)
+            raise AccountError("account", Text("confirm your e-mail address to {what}", what=what), 403)
         return actor
 
     def _embed(self, org_id: int) -> None:

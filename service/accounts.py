@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from matcher.accounts import EMAIL
 from matcher.app import AccountError, Actor
-from service import limiter
+from service import i18n, limiter
 from service.auth import User, own_path, signed_in
 from service.state import partner_match
 
@@ -77,7 +77,7 @@ def signup() -> Page:
                 form.email.data or "", form.password.data or "", bool(form.consent.data), base_url=request.url_root
             )
         except AccountError as exc:
-            getattr(form, exc.field, form.email).errors = [exc.message]
+            getattr(form, exc.field, form.email).errors = [i18n.translate(exc.message)]
             return _form_page(form, _("Create an account"), _("Create account"), intro, after, 400)
         login_user(User(actor))
         flash(_("Welcome! We have sent you an e-mail: open its link to confirm your address."))
@@ -120,7 +120,7 @@ def verify(token: str) -> WerkzeugResponse:
     try:
         actor = partner_match().accounts.verify(token)
     except AccountError as exc:
-        flash(_("Your address could not be confirmed: %(why)s.", why=exc.message))
+        flash(_("Your address could not be confirmed: %(why)s.", why=i18n.translate(exc.message)))
         return redirect(url_for("pages.index"))
     login_user(User(actor))
     flash(_("Thank you: your e-mail address is confirmed."))
@@ -147,7 +147,7 @@ def reset(token: str) -> Page:
         try:
             actor = partner_match().accounts.reset(token, form.password.data or "")
         except AccountError as exc:
-            form.password.errors = [exc.message]
+            form.password.errors = [i18n.translate(exc.message)]
             return _form_page(form, _("Choose a new password"), _("Save password"), status=400)
         login_user(User(actor))
         flash(_("Your new password is saved."))
@@ -186,7 +186,7 @@ def issue_token() -> Page:
     try:
         token = partner_match().accounts.issue_token(actor, request.form.get("name", ""))
     except AccountError as exc:
-        flash(exc.message)
+        flash(i18n.translate(exc.message))
         return redirect(url_for("accounts.account"))
     return _account_page(actor, token)
 
@@ -200,7 +200,7 @@ def revoke_token(token_id: int) -> WerkzeugResponse:
     try:
         partner_match().accounts.revoke_token(actor, token_id)
     except AccountError as exc:
-        abort(exc.status, exc.message)
+        abort(exc.status, i18n.translate(exc.message))
     flash(_("The token is revoked."))
     return redirect(url_for("accounts.account"))
 

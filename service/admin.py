@@ -10,6 +10,7 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from matcher.app import AccountError, Actor
+from service import i18n
 from service.auth import signed_in
 from service.state import partner_match
 
@@ -19,7 +20,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def _admin() -> Actor:
     actor = signed_in()
     if not actor.admin:
-        abort(403, "only an admin of the registry may moderate")
+        abort(403, _("only an admin of the registry may moderate"))
     if not FlaskForm().validate_on_submit() and request.method == "POST":
         abort(400, _("the form expired: reload the page"))
     return actor
@@ -43,8 +44,8 @@ def decide_claim(claim_id: int) -> WerkzeugResponse:
     try:
         partner_match().accounts.decide_claim(_admin(), claim_id, approve)
     except AccountError as exc:
-        abort(exc.status, exc.message)
-    return _done("Claim approved: the account owns the organisation now." if approve else "Claim rejected.")
+        abort(exc.status, i18n.translate(exc.message))
+    return _done(_("Claim approved: the account owns the organisation now.") if approve else _("Claim rejected."))
 
 
 @bp.post("/duplicates/<int:pair_id>")
@@ -54,12 +55,12 @@ def duplicate(pair_id: int) -> WerkzeugResponse:
     try:
         partner_match().accounts.resolve_duplicate(_admin(), pair_id, merge)
     except AccountError as exc:
-        abort(exc.status, exc.message)
+        abort(exc.status, i18n.translate(exc.message))
     partner_match().fingerprint(force=True)
     return _done(
-        "Merged; the audit log keeps a copy of the merged organisation."
+        _("Merged; the audit log keeps a copy of the merged organisation.")
         if merge
-        else "Marked as different organisations."
+        else _("Marked as different organisations.")
     )
 
 
@@ -69,14 +70,14 @@ def hide(org_id: int) -> WerkzeugResponse:
     hidden = request.form.get("hidden") == "1"
     partner_match().accounts.set_hidden(_admin(), org_id, hidden)
     partner_match().fingerprint(force=True)
-    return _done("Hidden from every list and search." if hidden else "Shown again.")
+    return _done(_("Hidden from every list and search.") if hidden else _("Shown again."))
 
 
 @bp.post("/reports/<int:report_id>/close")
 @login_required
 def close_report(report_id: int) -> WerkzeugResponse:
     partner_match().accounts.close_report(_admin(), report_id)
-    return _done("Report closed.")
+    return _done(_("Report closed."))
 
 
 def init_app(app: Flask) -> None:

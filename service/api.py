@@ -303,7 +303,7 @@ def _account_error(exc: AccountError) -> Response:
     return error_response(
         exc.status,
         {401: "authentication required", 403: "forbidden", 404: "not found"}.get(exc.status, "invalid request"),
-        [{"field": exc.field, "message": exc.message}],
+        [{"field": exc.field, "message": translate(exc.message)}],
         headers,
     )
 

@@ -94,7 +94,10 @@ def translate(text: str) -> str:
         template = catalogue.ngettext(text.template, text.plural, int(text.params.get("n", 0)))
     else:
         template = catalogue.gettext(text.template)
-    params = {k: name_of(k, v, country_name, sector_label) for k, v in text.params.items()}
+    params = {
+        k: translate(v) if isinstance(v, Text) else name_of(k, v, country_name, sector_label)
+        for k, v in text.params.items()
+    }
     if isinstance(params.get("action"), str):
         params["action"] = catalogue.gettext(params["action"])
     try:

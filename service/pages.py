@@ -569,7 +569,7 @@ def register() -> str | WerkzeugResponse | tuple[str, int]:
             taken = partner_match().organisation(exc.existing)
             return render_template("register.html", form=form, taken=taken), 409
         except AccountError as exc:
-            getattr(form, exc.field, form.name).errors = [exc.message]
+            getattr(form, exc.field, form.name).errors = [i18n.translate(exc.message)]
             return render_template("register.html", form=form), exc.status
         except ValueError as exc:
             field, _sep, message = str(exc).partition(": ")
@@ -600,7 +600,7 @@ def edit_organisation(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
     try:
         pm.accounts.require_editor(actor, org_id)
     except AccountError as exc:
-        abort(exc.status, exc.message)
+        abort(exc.status, i18n.translate(exc.message))
     detail = pm.organisation(org_id, actor) or {}
     form = EditForm(data={k: detail.get(k) for k in EDITABLE})
     title = _("Edit %(name)s", name=detail.get("name"))
@@ -626,7 +626,7 @@ def claim(org_id: int) -> WerkzeugResponse:
     try:
         result = partner_match().accounts.claim(signed_in(), org_id)
     except AccountError as exc:
-        abort(exc.status, exc.message)
+        abort(exc.status, i18n.translate(exc.message))
     flash(
         _("It is yours now: %(why)s.", why=result["reason"])
         if result["status"] == "approved"
@@ -657,7 +657,7 @@ def contact(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
             try:
                 partner_match().contact(org_id, form.name.data or "", form.email.data or "", form.message.data or "")
             except AccountError as exc:
-                getattr(form, exc.field, form.message).errors = [exc.message]
+                getattr(form, exc.field, form.message).errors = [i18n.translate(exc.message)]
             else:
                 flash(_("Your message is on its way."))
                 return redirect(url_for("pages.organisation", org_id=org_id))
@@ -677,7 +677,7 @@ def report(org_id: int) -> str | WerkzeugResponse | tuple[str, int]:
         try:
             partner_match().accounts.report(org_id, form.reason.data or "")
         except AccountError as exc:
-            abort(exc.status, exc.message)
+            abort(exc.status, i18n.translate(exc.message))
         flash(_("Thank you: an admin of the registry will look at it."))
         return redirect(url_for("pages.organisation", org_id=org_id))
     return render_template(

@@ -165,3 +165,23 @@ def test_forms_errors_and_downloads_speak_the_language_too(client: FlaskClient) 
         csv.reader(io.StringIO(client.get("/newcomers.csv?country=EE").get_data(as_text=True).lstrip("\ufeff")))
     )
     assert english[0][:4] == ["Name", "Country", "City", "Sector"] and english[1][1] == "Estonia"
+
+
+def test_account_rules_answer_in_the_language_and_keep_the_field(client: FlaskClient) -> None:
+    """Who may change what is said in the user's language, on the API and on the pages; the field stays a code."""
+    nb = {"Accept-Language": "nb"}
+    english = client.patch("/api/v1/organisations/1", json={"city": "Oslo"})
+    norsk = client.patch("/api/v1/organisations/1", json={"city": "Oslo"}, headers=nb)
+    assert english.status_code == norsk.status_code == 401
+    assert english.get_json()["detail"][0]["message"].startswith("sign in (or send an API token)")
+    assert norsk.get_json()["detail"][0] == {
+        "field": "account",
+        "message": "logg inn (eller send en API-nøkkel) for å endre en organisasjon",
+    }
+    from tests.test_accounts import csrf, sign_up
+
+    sign_up(client, "ny@example.org")
+    client.post("/logout", data={"csrf_token": csrf(client, "/account")})
+    form = {"email": "ny@example.org", "password": "et langt passord", "consent": "y"}
+    again = client.post("/signup", data={**form, "csrf_token": csrf(client, "/signup")}, headers=nb)
+    assert again.status_code == 400 and "det finnes allerede en konto" in again.get_data(as_text=True)
