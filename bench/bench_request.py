@@ -126,7 +126,7 @@ def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
         from embeddings.encoders import CachingEncoder, load_encoder
 
         # the service's query cache in front of the model: a new idea is encoded, the draft's repeat is not
-        encoder = CachingEncoder(load_encoder(os.environ.get("PARTNER_MATCH_ENCODER", "minilm")).inner)  # type: ignore[attr-defined]
+        encoder = CachingEncoder(load_encoder(os.environ.get("PARTNER_MATCH_ENCODER", "e5")).inner)  # type: ignore[attr-defined]
     base = base_history(Path(tempfile.gettempdir()) / "partner-match-bench-graph.npz")
     started = time.perf_counter()
     h = replicate(base, orgs)

