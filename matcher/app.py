@@ -215,6 +215,11 @@ class PartnerMatch:
             self._encoder = self._encoder_factory()
         return self._encoder
 
+    def multilingual(self) -> bool | None:
+        """Whether the encoder in hand matches ideas across languages; None while it is not loaded
+        (a page that only says so should not load a model)."""
+        return None if self._encoder is None else is_multilingual(self._encoder)
+
     @property
     def live(self) -> LiveIndex:
         if self._live is None:

@@ -50,5 +50,7 @@ def partner_match() -> PartnerMatch:
 
 
 def multilingual() -> bool:
-    """Whether the configured model matches ideas across languages (what the search form tells users)."""
-    return bool(current_app.config["PARTNER_MATCH_SETTINGS"].encoder in MULTILINGUAL)
+    """Whether the model matches ideas across languages (what the search form tells users): the model
+    in hand when one was given or has loaded, else the configured one (the form never loads a model)."""
+    loaded = partner_match().multilingual()
+    return loaded if loaded is not None else current_app.config["PARTNER_MATCH_SETTINGS"].encoder in MULTILINGUAL

@@ -185,3 +185,17 @@ def test_account_rules_answer_in_the_language_and_keep_the_field(client: FlaskCl
     form = {"email": "ny@example.org", "password": "et langt passord", "consent": "y"}
     again = client.post("/signup", data={**form, "csrf_token": csrf(client, "/signup")}, headers=nb)
     assert again.status_code == 400 and "det finnes allerede en konto" in again.get_data(as_text=True)
+
+
+def test_the_search_form_says_which_languages_the_model_in_hand_reads(client: FlaskClient, cli_env) -> None:  # type: ignore[no-untyped-def]
+    """The note follows the model that answers, not the default's name: English-only here (hashing)."""
+    from embeddings.encoders import E5_ID, HashingEncoder
+    from service import create_app
+    from service.config import Settings
+
+    assert "Write your idea in English" in client.get("/").get_data(as_text=True)
+    multilingual = HashingEncoder()
+    multilingual.model_id = E5_ID
+    app = create_app(Settings.from_env(cli_env), multilingual, {"TESTING": True, "SECRET_KEY": "test"})
+    page = app.test_client().get("/", headers={"Accept-Language": "nb"}).get_data(as_text=True)
+    assert "Write your idea in English" not in page and "Skriv ideen på ditt eget språk" in page
