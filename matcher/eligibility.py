@@ -88,6 +88,7 @@ class CountryStatus:
     source: str = ""
 
 
+@cache  # the rules are fixed data: one answer per (country, year), asked for every candidate's draft
 def country_status(code: str | None, year: int) -> CountryStatus:
     """How a country takes part in the programme's calls of ``year``."""
     countries = _rules()["countries"]

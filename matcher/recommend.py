@@ -508,13 +508,15 @@ class Matcher:
             out.append(Reason("adds_sector", label, {"sector": sector, "wanted": wanted}))
         if g.adds_needed_country[pos]:
             n = len(elig.programme_countries) + 1
-            ordinal = {
-                1: Text("adds {country} as the consortium's first programme country", country=country),
-                2: Text("adds {country} as the consortium's second programme country", country=country),
-                3: Text("adds {country} as the consortium's third programme country", country=country),
+            ordinal = {  # made when chosen: one Text, not four
+                1: lambda: Text("adds {country} as the consortium's first programme country", country=country),
+                2: lambda: Text("adds {country} as the consortium's second programme country", country=country),
+                3: lambda: Text("adds {country} as the consortium's third programme country", country=country),
             }
-            label = ordinal.get(n) or Text(
-                "adds {country} as the consortium's programme country number {n}", country=country, n=n
+            label = (
+                ordinal[n]()
+                if n in ordinal
+                else Text("adds {country} as the consortium's programme country number {n}", country=country, n=n)
             )
             out.append(Reason("adds_country", label, {"country": country}))
         return out

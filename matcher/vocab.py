@@ -87,6 +87,7 @@ def country_codes() -> tuple[str, ...]:
     return tuple(sorted(codes | set(extra_countries())))
 
 
+@cache  # asked for every reason that names a country
 def country_name(code: str | None) -> str:
     if not code:
         return "unknown country"
