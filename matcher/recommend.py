@@ -306,7 +306,9 @@ class Matcher:
         if self.ranker is not None and members:
             # the fitted ranker orders the network (and the idea's text, where it learnt it from past
             # projects); the profile and a sought coordinator keep their default weights on top
-            pool = np.setdiff1d(np.arange(len(h.org_ids)), members)
+            outside = np.ones(len(h.org_ids), dtype=bool)
+            outside[members] = False
+            pool = np.flatnonzero(outside)  # as setdiff1d(arange, members), without sorting the registry
             added_columns = ("profile", "coordinated") if self.ranker.text_model else ("text", "profile", "coordinated")
             kept = np.isin(FEATURES, added_columns)
             added = np.where(kept, default_weights(self.weights, seek), 0.0).astype(np.float32)
