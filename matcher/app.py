@@ -594,8 +594,13 @@ class PartnerMatch:
         model_id = self.encoder.model_id if self.encoder is not None else None
         encode_ideas: Callable[[list[str]], np.ndarray] | None = None
         if self.encoder is not None and is_multilingual(self.encoder):  # ideas as a user's: query prefix, aligned
-            encoder, space = self.encoder, self.space()
-            encode_ideas = lambda texts: np.stack([space.align(v) for v in encoder.encode_queries(texts)])  # noqa: E731
+            encoder = self.encoder
+            align: Callable[[np.ndarray], np.ndarray]
+            try:
+                align = self.space().align
+            except IndexUnavailable:  # no index yet: no project vectors either, so no text is learnt
+                align = lambda v: v  # noqa: E731
+            encode_ideas = lambda texts: np.stack([align(v) for v in encoder.encode_queries(texts)])  # noqa: E731
         fitted = fit_ranker(
             self.db, years, max_consortia, progress=progress, model_id=model_id, encode_ideas=encode_ideas
         )

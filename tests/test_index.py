@@ -388,3 +388,32 @@ def test_an_alignment_needs_two_ideas_at_least() -> None:
         fit_alignment(one, one, np.array(["a", "a", "a"]))
     w, _ = fit_alignment(np.eye(4)[:3], np.eye(4)[:3], np.array(["a", "b", "c"]), folds=5)  # fewer ideas than folds
     assert w.shape == (4, 4)
+
+
+def test_a_multilingual_ranker_fit_encodes_ideas_through_the_alignment(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Before any build there is nothing to align (and no project text to learn): the fit still runs;
+    after a build, each consortium's idea goes through the version's alignment."""
+    from matcher import ranker
+    from service.config import Settings
+    from service.state import build
+    from tests.conftest import DEMO
+
+    monkeypatch.setattr(ranker.FittedRanker, "fit", lambda self, progress: "default")  # the ideas are the point
+    pm = build(Settings.from_env({"PARTNER_MATCH_INSTANCE_DIR": str(tmp_path)}), _Multilingual())
+    monkeypatch.setattr(pm.ranker_store, "save", lambda fitted: None)
+    pm.db.upgrade()
+    for name in ("projects.csv", "organisations.csv"):
+        with pm.db.session() as s:
+            importers.import_path(s, DEMO / name, progress=False)
+    assert pm.fit_ranker(3, 8000, progress=False).text_model is None  # no index, no project vectors
+    pm.build_index(progress=False)
+    aligned: list[int] = []
+    real = LoadedIndex.align
+
+    def counting(self, query):  # type: ignore[no-untyped-def]
+        aligned.append(1)
+        return real(self, query)
+
+    monkeypatch.setattr(LoadedIndex, "align", counting)
+    assert pm.fit_ranker(3, 8000, progress=False).text_model == _Multilingual().model_id
+    assert len(aligned) > 10  # every consortium's idea, through the version's alignment
