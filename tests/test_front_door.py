@@ -155,7 +155,10 @@ def test_a_web_worker_keeps_model_calls_to_the_configured_threads(
 
     import torch
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # restored after the test
+    from embeddings import encoders
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # restored after the test, as is the limit for models
+    monkeypatch.setattr(encoders, "_THREADS", 0)  # loaded later (else every later test's model runs on one thread)
 
     from service import create_app
     from service.config import Settings
