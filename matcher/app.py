@@ -54,11 +54,14 @@ __all__ = [
 
 
 class NameTaken(Exception):
-    """A registration that names an organisation already in the registry (same country)."""
+    """A registration that names an organisation already in the registry: the same (or nearly the same)
+    name in the same country (``field`` "name"), or an identifier it holds (``field`` "pic" or "oid")."""
 
-    def __init__(self, existing: int) -> None:
-        super().__init__(f"organisation {existing} has this name in this country")
+    def __init__(self, existing: int, field: str = "name") -> None:
+        what = "this name in this country" if field == "name" else f"this {field.upper()}"
+        super().__init__(f"organisation {existing} has {what}")
         self.existing = existing
+        self.field = field
 
 
 class IndexUnavailable(Exception):
@@ -506,7 +509,8 @@ class PartnerMatch:
         """Store, profile and embed an organisation owned by ``actor``, so the next search finds it.
 
         Never overwrites: a same or nearly same name in the same country raises ``NameTaken`` (claim it,
-        or say it is a different organisation with ``different=True``); the same registration sent twice
+        or say it is a different organisation with ``different=True``), and so does a PIC or OID the
+        registry already holds (no ``different`` for those); the same registration sent twice
         by its owner returns the first. ValueError (``AccountError``) names the field."""
         actor = self._require_verified(actor, Text("register an organisation"))
         values = {**values, "website": safe_url(values.get("website"))}
@@ -514,9 +518,12 @@ class PartnerMatch:
         with self.db.session() as s:
             lock_registry(s)  # a double-click's second request waits, then finds the first's organisation
             similar = registry.similar_in_country(s, record.name or "", record.country)
-            owned = registry.owned_by(s, actor.id, similar)
+            holders = registry.holding_identifiers(s, record.pic, record.oid)
+            owned = registry.owned_by(s, actor.id, [*holders.values(), *similar])
             if owned:
                 return owned[0]
+            for field, holder in holders.items():  # an identifier names one organisation: "different" cannot split it
+                raise NameTaken(holder, field)
             if similar and not values.get("different"):
                 raise NameTaken(similar[0])
             org_id = importers.register_organisation(s, values, owner_id=actor.id, distinct=bool(similar))

@@ -175,6 +175,17 @@ def find_by_id_or_pic(session: Session, ref: int | str) -> int | None:
     return None if found is None else found.id
 
 
+def holding_identifiers(session: Session, pic: str | None, oid: str | None) -> dict[str, int]:
+    """Which organisation already holds ``pic`` or ``oid`` (each unique in the registry), by field."""
+    held: dict[str, int] = {}
+    for field, column, value in (("pic", Organisation.pic, pic), ("oid", Organisation.oid, oid)):
+        if value:
+            found = session.scalar(select(Organisation.id).where(column == value))
+            if found is not None:
+                held[field] = int(found)
+    return held
+
+
 @dataclass(frozen=True)
 class NamedOrganisation:
     id: int

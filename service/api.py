@@ -333,9 +333,12 @@ def register() -> Response:
                 "error": "organisation exists",
                 "detail": [
                     {
-                        "field": "name",
+                        "field": exc.field,
                         "message": f"{existing['name']} is already registered in this country: "
-                        'claim it if it is yours, or send "different": true',
+                        'claim it if it is yours, or send "different": true'
+                        if exc.field == "name"
+                        else f"{existing['name']} is already registered with this {exc.field.upper()}: "
+                        "claim it if it is yours",
                     }
                 ],
                 "existing": {

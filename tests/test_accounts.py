@@ -63,6 +63,27 @@ def test_registering_an_existing_name_never_overwrites_it(client: FlaskClient, a
     assert different.status_code == 201 and different.get_json()["id"] != before["id"]
 
 
+def test_registering_a_pic_the_registry_holds_is_refused_and_changes_nothing(
+    app: Flask, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    """A PIC names one organisation: a registration carrying another's PIC (a typo, or someone else's
+    number) is a 409 naming the holder, even with "different", never a 500 or a second holder."""
+    theirs = {**BODY, "name": "Tromsø Fjord Science Centre", "pic": "912345678"}
+    holder_id = client.post("/api/v1/organisations", json=theirs, headers=bearer(app, "holder@example.org")).get_json()
+    holder = client.get(f"/api/v1/organisations/{holder_id['id']}").get_json()
+    total = client.get("/api/v1/organisations").get_json()["total"]
+    for extra in ({}, {"different": True}):
+        r = client.post("/api/v1/organisations", json={**BODY, "pic": "912345678", **extra}, headers=auth)
+        assert r.status_code == 409, r.get_json()
+        data = r.get_json()
+        assert data["existing"]["id"] == holder["id"] and data["detail"][0]["field"] == "pic"
+        assert "PIC" in data["detail"][0]["message"]
+    assert client.get("/api/v1/organisations").get_json()["total"] == total
+    assert client.get(f"/api/v1/organisations/{holder['id']}").get_json() == holder
+    # a PIC nobody holds registers
+    assert client.post("/api/v1/organisations", json={**BODY, "pic": "999999999"}, headers=auth).status_code == 201
+
+
 def test_double_submit_makes_one_organisation(client: FlaskClient, auth: dict[str, str]) -> None:
     first = client.post("/api/v1/organisations", json=BODY, headers=auth)
     again = client.post("/api/v1/organisations", json=BODY, headers=auth)
