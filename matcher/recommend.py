@@ -373,12 +373,11 @@ class Matcher:
     def _standout(f: Features, pool: np.ndarray) -> tuple[float, float]:
         """The text and profile similarity a candidate needs for "similar to your idea" to say something:
         the pool's top decile (and at least 0.3), not a line on every result."""
-        if len(pool) == 0:
-            return (0.3, 0.3)
-        return (
-            max(0.3, float(np.quantile(f.text[pool], 0.9))),
-            max(0.3, float(np.quantile(f.profile[pool], 0.9))),
-        )
+
+        def decile(values: np.ndarray) -> float:  # no idea, no similarity: nothing to sort
+            return max(0.3, float(np.quantile(values[pool], 0.9))) if len(pool) and values.any() else 0.3
+
+        return decile(f.text), decile(f.profile)
 
     def _impossible(self, req: MatchRequest, pool: np.ndarray, elig: Eligibility) -> list[str]:
         """Say so when the filters leave nobody who could make the consortium eligible."""
@@ -414,7 +413,8 @@ class Matcher:
         if f.two_hop[pos] <= 0 or not len(mine):
             return -1
         met, _ = self.history.members_of(mine.astype(np.int64))
-        via = met[(f.shared[met] > 0) & ~np.isin(met, members) & (met != pos)]
+        via = met[(f.shared[met] > 0) & (met != pos)]
+        via = via[~np.isin(via, members)]  # the few old partners, not every co-member
         return int(via[np.argmax(f.direct[via])]) if len(via) else -1
 
     def _shared_project(self, a: int, b: int) -> int | None:

@@ -89,6 +89,27 @@ def test_fair_top_never_shows_excluded_or_chosen(n: int, k: int, seed: int) -> N
     assert satisfies(newcomer[out].tolist(), FairConfig(0.3, 0.5), available=int(newcomer[pool].sum()))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.sampled_from([10, 1_000, 40_000, 120_000]),
+    limit=st.integers(1, 300),
+    levels=st.sampled_from([0, 2, 50]),
+    skew=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_rank_is_the_sorted_list_cut_ties_by_position(n: int, limit: int, levels: int, skew: bool, seed: int) -> None:
+    """The sampled cut over long lists changes nothing: the answer is the full sort's head, ties by
+    position, whatever the scores (continuous, few values, mostly one value, one huge outlier)."""
+    rng = np.random.default_rng(seed)
+    scores = rng.random(n + 5) if levels == 0 else rng.integers(0, levels, n + 5).astype(np.float64)
+    if skew:
+        scores[rng.random(n + 5) < 0.9] = 0.0
+        scores[int(rng.integers(0, n + 5))] = 1e9
+    candidates = np.sort(rng.choice(n + 5, size=n, replace=False)).astype(np.int64)
+    expected = candidates[np.lexsort((candidates, -scores[candidates]))][:limit]
+    assert rank(scores, candidates, limit).tolist() == expected.tolist()
+
+
 def _history(rng: np.random.Generator, orgs: int = 60, projects: int = 80) -> History:
     """A random co-participation history: consortia of 3-6 from a few countries and sectors."""
 
