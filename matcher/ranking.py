@@ -387,7 +387,7 @@ def walk(
             r = (1 - damping) * restart + damping * np.asarray(inc @ (down @ r))
             continue
         r = (1 - damping) * restart + damping * history.to_orgs(_product(down, up, r, down.shape[0]))
-        spread = np.count_nonzero(r) * 8 > len(r)
+        spread = bool(np.count_nonzero(r) * 8 > len(r))
     return r
 
 
