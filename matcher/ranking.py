@@ -468,7 +468,7 @@ def _network(
     }
 
 
-def _text(history: History, query_vector: np.ndarray | None, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def idea_text(history: History, query_vector: np.ndarray | None, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Similarity of the idea to each organisation's best-matching past project, and that project:
     one pass over the incidence's entries (no organisation x project matrix per query)."""
     n = len(history.org_ids)
@@ -496,14 +496,16 @@ def features(
     profile_scores: np.ndarray | None = None,
     ref_year: int | None = None,
     virtual: Sequence[tuple[str, str]] = (),
+    similarities: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Features:
     """Per-organisation features for a consortium of ``known`` positions, history = ``project_mask``;
-    ``virtual`` members (country, sector) are an applicant not registered, the first of them."""
+    ``virtual`` members (country, sector) are an applicant not registered, the first of them.
+    ``similarities``: the idea's ``idea_text`` already computed for this mask (the same idea, another draft)."""
     mask = project_mask.astype(np.float64)
     years = history.project_years
     ref = ref_year if ref_year is not None else int(years[project_mask & (years >= 0)].max(initial=0)) + 1
     static = history.activity(project_mask.astype(bool), ref, config.recency_years)
-    text, best = _text(history, query_vector, mask)
+    text, best = similarities if similarities is not None else idea_text(history, query_vector, mask)
     return Features(
         **_network(history, known, mask, static["recency"], config, static["projects"]),
         **_profile(history, known, virtual),

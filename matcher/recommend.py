@@ -7,6 +7,8 @@ Wires the pipeline stages of ``ranking`` to the registry: candidates (filters) -
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,7 @@ from matcher.ranking import (
     default_weights,
     fair_top,
     features,
+    idea_text,
     in_network,
     project_matrix,
     rank,
@@ -164,6 +167,10 @@ class Matcher:
         self.counts = self.rule.counts(history.incidence, history.funded, history.project_families, self.mask)
         self.newcomer = self.rule.flags(self.counts)
         self._profile_rows: np.ndarray | None = None
+        # the idea's similarities, for the same idea again (the draft's add/remove, paging): the
+        # products over every project and profile vector are most of a request's cost with a model
+        self._ideas: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = OrderedDict()
+        self._ideas_lock = threading.Lock()
         self.countries = Coded(history.country_names, history.country_codes)
         self.sectors = Coded(history.sector_names, history.sector_codes)
         self._joinable: dict[tuple[str, int], np.ndarray] = {}  # (action, call year) -> who may take part
@@ -286,6 +293,26 @@ class Matcher:
         out[self._profile_rows[keep]] = sims[keep]
         return out
 
+    def _similarities(self, query: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The idea against past projects (best similarity and project per organisation) and profiles,
+        the last few ideas kept: the arrays are only read afterwards."""
+        if query is None:
+            return (*idea_text(self.history, None, self.mask), None)
+        key = query.tobytes()
+        with self._ideas_lock:
+            if key in self._ideas:
+                self._ideas.move_to_end(key)
+                return self._ideas[key]
+        found = (*idea_text(self.history, query, self.mask.astype(np.float64)), self.profile_scores(query))
+        for values in found:
+            if values is not None:
+                values.setflags(write=False)  # shared by later requests: a write would be a bug, so it raises
+        with self._ideas_lock:
+            self._ideas[key] = found
+            while len(self._ideas) > 8:
+                self._ideas.popitem(last=False)
+        return found
+
     @staticmethod
     def _seek(req: MatchRequest) -> bool:
         """A coordinator is sought when the request says so, or when nobody applies yet."""
@@ -298,7 +325,8 @@ class Matcher:
             query = self.index.align(query)  # an idea in another language next to its English
         virtual = req.unregistered
         extra = [(virtual.country or "", virtual.sector)] if virtual else []
-        f = features(h, members, self.mask, self.config, query, self.profile_scores(query), virtual=extra)
+        text, best, profile = self._similarities(query)
+        f = features(h, members, self.mask, self.config, query, profile, virtual=extra, similarities=(text, best))
         elig = self._check(members, req)
         g = gains(self.countries, self.sectors, members, req.sectors, elig.countries_needed, req.year, extra)
         seek = self._seek(req)
@@ -414,7 +442,8 @@ class Matcher:
             return -1
         met, _ = self.history.members_of(mine.astype(np.int64))
         via = met[(f.shared[met] > 0) & (met != pos)]
-        via = via[~np.isin(via, members)]  # the few old partners, not every co-member
+        for m in members:  # a few members: comparisons, not np.isin's sort
+            via = via[via != m]
         return int(via[np.argmax(f.direct[via])]) if len(via) else -1
 
     def _shared_project(self, a: int, b: int) -> int | None:

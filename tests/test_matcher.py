@@ -175,7 +175,7 @@ def test_network_features_match_their_definitions(seed: int) -> None:
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000))
 def test_text_feature_is_the_best_matching_past_project(seed: int) -> None:
-    from matcher.ranking import _text
+    from matcher.ranking import idea_text as _text
 
     rng = np.random.default_rng(seed)
     h = _history(rng)
@@ -315,6 +315,33 @@ def test_recommendations_are_flagged_explained_and_fair(demo_matcher) -> None:  
         MatchRequest(idea="x", applicant=applicant, partners=[partner], k=10, newcomer_share=0.0)
     )
     assert [r.score for r in off.results] == sorted((r.score for r in off.results), reverse=True)
+
+
+def test_the_same_idea_on_another_draft_reuses_its_similarities_and_answers_as_a_fresh_matcher(  # type: ignore[no-untyped-def]
+    demo_matcher,
+) -> None:
+    """Adding a partner to the draft re-runs the search with the same idea: its similarities to every
+    project and profile are kept from the first run (read-only), and the answer is exactly a new
+    matcher's, which computes them again."""
+    from dataclasses import asdict
+
+    from matcher.recommend import Matcher, MatchRequest
+
+    applicant, partner = _busiest_pair(demo_matcher)
+    idea = "outdoor learning and biodiversity for primary schools"
+    first = demo_matcher.recommend(MatchRequest(idea=idea, applicant=applicant, partners=[partner]))
+    added = first.results[0].organisation_id
+    draft = MatchRequest(idea=idea, applicant=applicant, partners=[partner, added])
+    kept = demo_matcher.recommend(draft)
+    assert len(demo_matcher._ideas) == 1
+    text, _best, profile = next(iter(demo_matcher._ideas.values()))
+    assert profile is not None and profile.any() and not text.flags.writeable and not profile.flags.writeable
+    fresh = Matcher(
+        demo_matcher.history, demo_matcher.names, demo_matcher.projects, demo_matcher.encoder, demo_matcher.index
+    )
+    fresh.hidden = demo_matcher.hidden
+    assert [asdict(r) for r in kept.results] == [asdict(r) for r in fresh.recommend(draft).results]
+    assert added not in [r.organisation_id for r in kept.results]
 
 
 def test_proposed_consortia_are_eligible_and_cover_sectors(demo_matcher) -> None:  # type: ignore[no-untyped-def]
