@@ -413,7 +413,7 @@ def fit_ranker(
         mask = (years_of >= 0) & (years_of < q.year)
         pool_mask = np.ones(len(history.org_ids), dtype=bool)
         pool_mask[q.known] = False
-        idea = ideas.get(q.project) if ideas else None
+        idea = ideas.get(q.project)
         if idea is None and vectors is not None and vectors[q.project].any():
             idea = vectors[q.project]
         with_text += idea is not None

@@ -328,15 +328,6 @@ def _weights(history: History, mask: np.ndarray, power: float) -> np.ndarray:
     return history._weights[key]
 
 
-def _row_max(matrix: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
-    """Per row, the largest of ``values`` over the row's columns (0 for empty rows, never below 0)."""
-    out = np.zeros(matrix.shape[0], dtype=np.float64)
-    filled = np.diff(matrix.indptr) > 0
-    if filled.any():
-        out[filled] = np.maximum.reduceat(values[matrix.indices], matrix.indptr[:-1][filled])
-    return np.maximum(out, 0.0)
-
-
 def _share(codes: np.ndarray, members: Sequence[int], of: int) -> np.ndarray:
     """For every organisation, the share of ``of`` members whose code (given in ``members``) is its own."""
     counts = np.bincount(np.asarray(members, dtype=np.int64), minlength=int(codes.max(initial=0)) + 1)
@@ -476,15 +467,24 @@ def idea_text(history: History, query_vector: np.ndarray | None, mask: np.ndarra
         return np.zeros(n, dtype=np.float32), np.full(n, -1, dtype=np.int64)
     inc = history.incidence
     rows, vectors = history.text_rows()
-    sims = np.zeros(len(history.project_ids), dtype=np.float64)
-    sims[rows] = vectors @ query_vector
-    sims *= mask
-    text = _row_max(inc, sims)
-    values = sims[inc.indices]
+    found = np.asarray(vectors @ query_vector, dtype=np.float32)  # float32 as the vectors: max and ties kept
+    if len(rows) == len(history.project_ids):
+        sims = found
+    else:
+        sims = np.zeros(len(history.project_ids), dtype=np.float32)
+        sims[rows] = found
+    if not mask.all():
+        sims *= mask.astype(np.float32)
+    values = sims[inc.indices]  # every entry's project similarity, read once
+    text = np.zeros(n, dtype=np.float32)
+    filled = np.diff(inc.indptr) > 0
+    if filled.any():
+        text[filled] = np.maximum.reduceat(values, inc.indptr[:-1][filled])
+    np.maximum(text, 0.0, out=text)  # nothing similar (or no project): 0
     hit = (values > 0) & (values == text[history.entry_rows])  # where each organisation's best is reached
     best = np.full(n, -1, dtype=np.int64)
     best[history.entry_rows[hit][::-1]] = inc.indices[hit][::-1]  # the first such project wins
-    return text.astype(np.float32), best
+    return text, best
 
 
 def features(
