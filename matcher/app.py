@@ -338,6 +338,17 @@ class PartnerMatch:
             raise LookupError(f"{field_name}: no organisation with {kind} {ref}")
         return found
 
+    def resolve_all(self, refs: Sequence[tuple[int | str, str]]) -> list[int]:
+        """``resolve`` for (reference, field) pairs in one unit of work: a request's applicant and
+        partners; LookupError names the first field whose organisation does not exist."""
+        with self.db.session() as s:
+            found = registry.find_all_by_id_or_pic(s, [ref for ref, _ in refs])
+        for ref, field_name in refs:
+            if ref not in found:
+                kind = "id" if isinstance(ref, int) else "PIC"
+                raise LookupError(f"{field_name}: no organisation with {kind} {ref}")
+        return [found[ref] for ref, _ in refs]
+
     def exists(self, org_id: int) -> bool:
         with self.db.session() as s:
             return registry.find_by_id_or_pic(s, org_id) is not None

@@ -126,6 +126,11 @@ class Consortium:
     known_partners: int
 
 
+# the recent ideas' similarities a matcher keeps (about 100 ideas at 37,500 organisations, 13 at
+# 300,000): enough for a page's draft edits and paging, and for a busy worker's repeated ideas
+IDEAS_BYTES = 64 * 2**20
+
+
 class UnknownOrganisation(LookupError):
     pass
 
@@ -295,7 +300,7 @@ class Matcher:
 
     def _similarities(self, query: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The idea against past projects (best similarity and project per organisation) and profiles,
-        the last few ideas kept: the arrays are only read afterwards."""
+        the last ideas kept (``IDEAS_BYTES``): the arrays are only read afterwards."""
         if query is None:
             return (*idea_text(self.history, None, self.mask), None)
         key = query.tobytes()
@@ -309,8 +314,9 @@ class Matcher:
                 values.setflags(write=False)  # shared by later requests: a write would be a bug, so it raises
         with self._ideas_lock:
             self._ideas[key] = found
-            while len(self._ideas) > 8:
-                self._ideas.popitem(last=False)
+            held = sum(a.nbytes for entry in self._ideas.values() for a in entry if a is not None)
+            while held > IDEAS_BYTES and len(self._ideas) > 1:
+                held -= sum(a.nbytes for a in self._ideas.popitem(last=False)[1] if a is not None)
         return found
 
     @staticmethod

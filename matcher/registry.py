@@ -175,6 +175,26 @@ def find_by_id_or_pic(session: Session, ref: int | str) -> int | None:
     return None if found is None else found.id
 
 
+def find_all_by_id_or_pic(session: Session, refs: Sequence[int | str]) -> dict[int | str, int]:
+    """``find_by_id_or_pic`` for several references in two queries; missing ones are left out."""
+    ids = [r for r in refs if isinstance(r, int) and valid_id(r)]
+    pics = [r.strip() for r in refs if isinstance(r, str)]
+    known = set(session.scalars(select(Organisation.id).where(Organisation.id.in_(ids)))) if ids else set()
+    by_pic = (
+        dict(
+            session.execute(select(Organisation.pic, Organisation.id).where(Organisation.pic.in_(pics))).tuples().all()
+        )
+        if pics
+        else {}
+    )
+    found: dict[int | str, int] = {}
+    for ref in refs:
+        hit = (ref if ref in known else None) if isinstance(ref, int) else by_pic.get(ref.strip())
+        if hit is not None:
+            found[ref] = int(hit)
+    return found
+
+
 def holding_identifiers(session: Session, pic: str | None, oid: str | None) -> dict[str, int]:
     """Which organisation already holds ``pic`` or ``oid`` (each unique in the registry), by field."""
     held: dict[str, int] = {}

@@ -129,14 +129,15 @@ def page() -> Response:
 
 def to_request(body: RecommendationIn) -> MatchRequest:
     """The domain request; LookupError names the field of an unknown organisation."""
-    pm = partner_match()
+    refs = [(body.applicant, "applicant")] if body.applicant is not None else []
+    resolved = partner_match().resolve_all([*refs, *((ref, f"partners.{i}") for i, ref in enumerate(body.partners))])
     return MatchRequest(
         idea=body.idea,
         action=body.action,
-        applicant=pm.resolve(body.applicant, "applicant") if body.applicant is not None else None,
+        applicant=resolved[0] if refs else None,
         applicant_country=body.applicant_country,
         applicant_sector=body.applicant_sector,
-        partners=[pm.resolve(ref, f"partners.{i}") for i, ref in enumerate(body.partners)],
+        partners=resolved[len(refs) :],
         sectors=body.sectors,
         countries=body.countries,
         exclude_countries=body.exclude_countries,

@@ -72,7 +72,11 @@ def test_recommendations_bad_input(client, body, field) -> None:  # type: ignore
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"idea": "x", "applicant": 999999}, "applicant"), ({"idea": "x", "partners": ["123456789"]}, "partners.0")],
+    [
+        ({"idea": "x", "applicant": 999999}, "applicant"),
+        ({"idea": "x", "partners": ["123456789"]}, "partners.0"),
+        ({"idea": "x", "applicant": 1, "partners": [2, 999999, "123456789"]}, "partners.1"),  # the first unknown
+    ],
 )
 def test_an_unknown_organisation_is_404_naming_the_field(client, body, field) -> None:  # type: ignore[no-untyped-def]
     r = client.post("/api/v1/recommendations", json=body)

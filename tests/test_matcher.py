@@ -318,7 +318,7 @@ def test_recommendations_are_flagged_explained_and_fair(demo_matcher) -> None:  
 
 
 def test_the_same_idea_on_another_draft_reuses_its_similarities_and_answers_as_a_fresh_matcher(  # type: ignore[no-untyped-def]
-    demo_matcher,
+    demo_matcher, monkeypatch
 ) -> None:
     """Adding a partner to the draft re-runs the search with the same idea: its similarities to every
     project and profile are kept from the first run (read-only), and the answer is exactly a new
@@ -342,6 +342,10 @@ def test_the_same_idea_on_another_draft_reuses_its_similarities_and_answers_as_a
     fresh.hidden = demo_matcher.hidden
     assert [asdict(r) for r in kept.results] == [asdict(r) for r in fresh.recommend(draft).results]
     assert added not in [r.organisation_id for r in kept.results]
+    # bounded by bytes: another idea pushes the oldest out once the budget is spent, never the newest
+    monkeypatch.setattr("matcher.recommend.IDEAS_BYTES", 1)
+    demo_matcher.recommend(MatchRequest(idea="choirs and music for elderly people", applicant=applicant))
+    assert len(demo_matcher._ideas) == 1 and next(iter(demo_matcher._ideas)) != next(iter(fresh._ideas))
 
 
 def test_proposed_consortia_are_eligible_and_cover_sectors(demo_matcher) -> None:  # type: ignore[no-untyped-def]
