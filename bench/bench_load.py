@@ -66,6 +66,12 @@ def main() -> None:
         help="model of the index and the workers (the service's default, e5, embeds the 37,500 organisations "
         "about six times more slowly; a request's cost differs by the query encoding only)",
     )
+    parser.add_argument(
+        "--preload",
+        default="1",
+        help="gunicorn with service/gunicorn_conf.py (workers forked from a warm master, sharing the model and "
+        "matcher); several, comma-separated (e.g. 1,0), are measured in turn",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     args = parser.parse_args()
     if not SHARED.exists():
@@ -115,13 +121,14 @@ def main() -> None:
             inner.append(time.perf_counter() - t)
         inner_p50 = statistics.median(inner) * 1000
 
-        def measure(threads: int) -> dict[str, Any]:
+        def measure(threads: int, preload: bool) -> dict[str, Any]:
             port = free_port()
             server = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
                     "gunicorn",
+                    *(["-c", "python:service.gunicorn_conf"] if preload else []),
                     "-w",
                     str(args.workers),
                     "--threads",
@@ -186,13 +193,14 @@ def main() -> None:
                     th.start()
                 for th in threads_:
                     th.join()
-                rss = worker_rss(server.pid)  # after the load: each worker's resident memory, model and matcher in
+                rss, private = worker_memory(server.pid)  # after the load: model and matcher in
             finally:
                 server.terminate()
                 server.wait(timeout=30)
             arr = np.array(latencies) * 1000
             return {
                 "threads": threads,
+                "preload": preload,
                 "requests": len(arr),
                 "throughput_per_s": round(len(arr) / args.seconds, 1),
                 "errors": len(errors),
@@ -200,9 +208,10 @@ def main() -> None:
                 "p50_ms": round(float(np.percentile(arr, 50)), 1),
                 "p99_ms": round(float(np.percentile(arr, 99)), 1),
                 "rss_mib_per_worker": rss,
+                "private_mib_per_worker": private,
             }
 
-        runs = [measure(int(t)) for t in args.threads.split(",")]
+        runs = [measure(int(t), p == "1") for p in args.preload.split(",") for t in args.threads.split(",")]
     if args.json:
         report = {
             "organisations": summary.total,
@@ -219,36 +228,42 @@ def main() -> None:
     for run in runs:
         print(
             f"\n{args.clients} clients x {args.seconds:.0f} s against gunicorn ({args.workers} workers x "
-            f"{run['threads']} threads), {summary.total} organisations"
+            f"{run['threads']} threads{', preloaded' if run['preload'] else ''}), {summary.total} organisations"
         )
         print(f"requests: {run['requests']}  ({run['throughput_per_s']}/s)   errors: {run['errors']}")
         print(f"request latency: p50 {run['p50_ms']} ms   p99 {run['p99_ms']} ms")
-        print(f"RSS per worker after the load (MiB): {run['rss_mib_per_worker']}")
+        print(
+            f"memory per worker after the load (MiB): resident {run['rss_mib_per_worker']}, "
+            f"its own (not shared) {run['private_mib_per_worker']}"
+        )
         for e in run["error_samples"]:
             print("  error:", e)
     print(f"in-process query encode + search: p50 {inner_p50:.1f} ms")
     for run in runs[1:]:
         print(
-            f"{run['threads']} threads against {runs[0]['threads']}: throughput x"
+            f"{run['threads']} threads{', preloaded' if run['preload'] else ''} against {runs[0]['threads']}: "
+            "throughput x"
             f"{run['throughput_per_s'] / runs[0]['throughput_per_s']:.2f}, p99 x{run['p99_ms'] / runs[0]['p99_ms']:.2f}"
         )
 
 
-def worker_rss(master: int) -> list[float]:
-    """Resident memory of each of gunicorn's workers (the master's children), in MiB, from /proc."""
+def worker_memory(master: int) -> tuple[list[float], list[float]]:
+    """Each of gunicorn's workers' (the master's children) resident memory and the part of it that is
+    its own (private pages: not shared with the master or the other workers), in MiB, from /proc."""
     try:
         children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     except OSError:
-        return []
-    out = []
+        return [], []
+    rss, private = [], []
     for pid in children:
         try:
-            status = Path(f"/proc/{pid}/status").read_text()
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
         except OSError:
             continue
-        kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-        out.append(round(kb / 1024, 1))
-    return out
+        kb = {line.split(":")[0]: int(line.split()[1]) for line in rollup[1:] if line.split()[1].isdigit()}
+        rss.append(round(kb.get("Rss", 0) / 1024, 1))
+        private.append(round((kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)) / 1024, 1))
+    return rss, private
 
 
 if __name__ == "__main__":

@@ -276,6 +276,25 @@ class PartnerMatch:
                     cached = self._matcher = (key, built)
         return cached[1]
 
+    def warm(self) -> str:
+        """Load the model, the serving index and the matcher now, for a server that forks its workers
+        afterwards (gunicorn's preload): they then share these read-only pages instead of each loading
+        its own. The model is loaded, never run: a model run before a fork leaves its thread pool
+        unusable in the children (they hang). The connections used are closed before the fork.
+        Returns what was loaded, or why nothing was (the workers then load on first use, as without)."""
+        try:
+            model_id = self.encoder.model_id
+            organisations = len(self.matcher().history.org_ids)
+        except IndexUnavailable as exc:
+            return f"nothing warmed ({exc})"
+        finally:
+            self.db.dispose()
+        return f"{organisations} organisations, model {model_id}"
+
+    def after_fork(self) -> None:
+        """In a forked worker: forget the parent's pooled connections without closing them."""
+        self.db.dispose(close=False)
+
     def _info(self) -> IndexInfo:
         space = self.space()
         return IndexInfo(space.version, space.manifest.model_id)

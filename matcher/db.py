@@ -438,5 +438,6 @@ class Database:
     def safe_url(self) -> str:
         return redacted(self.url)
 
-    def dispose(self) -> None:
-        self.engine.dispose()
+    def dispose(self, close: bool = True) -> None:
+        """Drop the pooled connections; ``close=False`` in a forked child leaves the parent's open."""
+        self.engine.dispose(close=close)

