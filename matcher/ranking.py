@@ -438,10 +438,12 @@ def _network(
     coordinator = np.zeros(inc.shape[1])
     coordinator[known_projects[member == known[0]]] = 1.0
     breadth = np.zeros(n, dtype=np.float64)
-    for k in known:  # how many members each organisation has met: one count per member
-        mine = known_projects[member == k]
-        met = np.unique(orgs[np.isin(projs, mine[mask[mine] > 0])])
-        breadth[met] += 1
+    for k in known:  # how many members each organisation has met: one count per member (flags, no sort)
+        mine = np.zeros(inc.shape[1], dtype=bool)
+        mine[known_projects[member == k]] = True
+        met = np.zeros(n, dtype=bool)
+        met[orgs[mine[projs] & (kept > 0)]] = True
+        breadth += met
     return {
         "breadth": breadth,
         "direct": direct,
