@@ -74,12 +74,17 @@ class FittedRanker:
         self._rng = np.random.default_rng(self.config.seed)
 
     def candidates(self, f: Features, pool: np.ndarray) -> np.ndarray:
+        """The walk's best, and the best by text and by profile: every organisation at or above the
+        last one's value, so equals (the members of one past project often share a walk value) are
+        all in or all out, never cut by their order in the registry."""
         k = self.config.candidates
-        parts = [rank(f.walk, pool[f.walk[pool] > 0], k)]
-        for relevance in (f.text, f.profile):
-            related = pool[relevance[pool] > 0]
-            if len(related):
-                parts.append(rank(relevance, related, k // 3))
+        parts = []
+        for values, n in ((f.walk, k), (f.text, k // 3), (f.profile, k // 3)):
+            related = pool[values[pool] > 0]
+            best = rank(values, related, n)
+            if len(best) == n:
+                best = related[values[related] >= values[best[-1]]]
+            parts.append(best)
         return np.unique(np.concatenate(parts)).astype(np.int64)
 
     def add(self, f: Features, linear: np.ndarray, pool: np.ndarray, positive: int, order: float = 0.0) -> bool:

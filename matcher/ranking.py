@@ -371,14 +371,9 @@ def walk(
     down, up = history.walk_step(mask, history.incidence @ mask if degree is None else degree)
     restart = np.zeros(len(history.org_ids))
     restart[list(known)] = 1.0 / len(known)
-    r, inc = restart.copy(), history.incidence
-    spread = False  # the walk only spreads: once it has reached most organisations, plain products
+    r = restart.copy()
     for _ in range(steps):  # the first steps reach few organisations: only their rows are read
-        if spread:
-            r = (1 - damping) * restart + damping * np.asarray(inc @ (down @ r))
-            continue
         r = (1 - damping) * restart + damping * history.to_orgs(_product(down, up, r, down.shape[0]))
-        spread = bool(np.count_nonzero(r) * 8 > len(r))
     return r
 
 

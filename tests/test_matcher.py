@@ -110,6 +110,24 @@ def test_rank_is_the_sorted_list_cut_ties_by_position(n: int, limit: int, levels
     assert rank(scores, candidates, limit).tolist() == expected.tolist()
 
 
+def test_the_rankers_candidates_keep_equals_together() -> None:
+    """The walk's best ``k`` are cut at a value, not a position: organisations with the last one's
+    walk value (members of one past project often share it) are all candidates or none is, whatever
+    their order in the registry; the best by text and by profile are added the same way."""
+    rng = np.random.default_rng(3)
+    h = _history(rng, orgs=60, projects=80)
+    f = features(h, [0], np.ones(len(h.project_ids), dtype=bool), FeatureConfig())
+    f.walk = np.zeros(60)
+    f.walk[[5, 40, 41, 42, 43]] = [0.9, 0.2, 0.2, 0.2, 0.2]  # four equals at the cut of k=3
+    f.walk[[10, 11]] = 0.1
+    f.text, f.profile = np.zeros(60, dtype=np.float32), np.zeros(60, dtype=np.float32)
+    f.text[[7, 8, 9]] = [0.5, 0.4, 0.4]  # k // 3 = 1: the best, and its equals (none), by text
+    pool = np.arange(1, 60)
+    cand = FittedRanker(RankerConfig(candidates=3)).candidates(f, pool)
+    assert cand.tolist() == [5, 7, 40, 41, 42, 43]
+    assert FittedRanker(RankerConfig(candidates=3)).candidates(f, pool[::-1].copy()).tolist() == cand.tolist()
+
+
 def _history(rng: np.random.Generator, orgs: int = 60, projects: int = 80) -> History:
     """A random co-participation history: consortia of 3-6 from a few countries and sectors."""
 
