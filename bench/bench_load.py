@@ -250,10 +250,13 @@ def main() -> None:
 def worker_memory(master: int) -> tuple[list[float], list[float]]:
     """Each of gunicorn's workers' (the master's children) resident memory and the part of it that is
     its own (private pages: not shared with the master or the other workers), in MiB, from /proc."""
-    try:
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    except OSError:
-        return [], []
+    children = []  # by parent id: /proc's per-thread children file misses a worker forked from another thread
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"PPid:\t{master}\n" in status.read_text():
+                children.append(status.parent.name)
+        except OSError:
+            continue
     rss, private = [], []
     for pid in children:
         try:

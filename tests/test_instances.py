@@ -119,6 +119,25 @@ def test_two_instances_share_one_registry_its_vectors_and_their_rate_limits(tmp_
     assert statuses.count(429) == 4 and 429 not in statuses[:10], statuses
 
 
+def _workers(master: int, expected: int) -> list[int]:
+    """gunicorn's workers: the processes whose parent is ``master`` (waiting until ``expected`` are up;
+    /proc's per-thread children file can miss a worker forked from another thread)."""
+    found: list[int] = []
+    for _ in range(100):
+        found = []
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            except OSError:
+                continue
+            if fields.get("PPid", "").strip() == str(master):
+                found.append(int(status.parent.name))
+        if len(found) >= expected:
+            break
+        time.sleep(0.1)
+    return sorted(found)
+
+
 def _private_mib(pid: int) -> float:
     """Memory only this process holds (private pages, clean or dirty), from /proc/<pid>/smaps_rollup."""
     rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
@@ -157,11 +176,11 @@ def test_preloaded_workers_share_one_warm_matcher_and_answer_with_it(demo_env: d
                         break
                 except requests.RequestException:
                     time.sleep(0.2)
+            children = _workers(server.pid, 2)
+            assert len(children) == 2, children
             answers = [requests.post(base + "/api/v1/recommendations", json=body, timeout=60) for _ in range(8)]
             assert all(a.status_code == 200 for a in answers), [a.text[:200] for a in answers]
-            children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-            assert len(children) == 2
-            private = [_private_mib(int(pid)) for pid in children]
+            private = [_private_mib(pid) for pid in children]
         finally:
             server.terminate()
             server.wait(10)
@@ -171,4 +190,6 @@ def test_preloaded_workers_share_one_warm_matcher_and_answer_with_it(demo_env: d
     assert "warmed before forking workers: 339 organisations" in log, log
     own_answers, own_private, _ = serve(preload=False)
     assert shared_answers == own_answers and all(a == shared_answers[0] for a in shared_answers)
-    assert max(shared_private) < 0.8 * min(own_private), (shared_private, own_private)
+    # a worker that loaded for itself (one that served a request) holds the matcher privately; a
+    # preloaded one holds it shared, whatever it served
+    assert max(shared_private) < 0.8 * max(own_private), (shared_private, own_private)
