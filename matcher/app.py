@@ -350,12 +350,7 @@ class PartnerMatch:
     # ------------------------------------------------------------------ the registry
     def resolve(self, ref: int | str, field_name: str) -> int:
         """An organisation id for an id (int) or a PIC (digit string); LookupError names the field."""
-        with self.db.session() as s:
-            found = registry.find_by_id_or_pic(s, ref)
-        if found is None:
-            kind = "id" if isinstance(ref, int) else "PIC"
-            raise LookupError(f"{field_name}: no organisation with {kind} {ref}")
-        return found
+        return self.resolve_all([(ref, field_name)])[0]
 
     def resolve_all(self, refs: Sequence[tuple[int | str, str]]) -> list[int]:
         """``resolve`` for (reference, field) pairs in one unit of work: a request's applicant and

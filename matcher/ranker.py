@@ -82,7 +82,7 @@ class FittedRanker:
         for values, n in ((f.walk, k), (f.text, k // 3), (f.profile, k // 3)):
             related = pool[values[pool] > 0]
             best = rank(values, related, n)
-            if len(best) == n:
+            if n and len(best) == n:
                 best = related[values[related] >= values[best[-1]]]
             parts.append(best)
         return np.unique(np.concatenate(parts)).astype(np.int64)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from matcher import registry
 from matcher.fairness import FairConfig, fair_rerank
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -72,25 +75,34 @@ class History:
         """``incidence.T @ values`` (per project, the sum over its members), sparse-aware likewise."""
         return _product(self.incidence_t, self.incidence, values, len(self.project_ids))
 
+    @staticmethod
+    def _kept(store: dict[Any, T], key: Any, make: Callable[[], T]) -> T:
+        """``make()`` once per key, the last eight keys kept (a service has one history mask; an
+        evaluation a handful at a time)."""
+        if key not in store:
+            if len(store) >= 8:
+                store.pop(next(iter(store)), None)
+            store[key] = make()
+        return store[key]
+
     def activity(self, mask: np.ndarray, ref: int, recency_years: float) -> dict[str, np.ndarray]:
         """What does not depend on the query (past projects, recent activity, coordinations, mean
         consortium size): computed once per history mask and reference year, the last few kept."""
-        key = (np.packbits(mask).tobytes(), ref, recency_years)
-        if key not in self._activity:
+
+        def make() -> dict[str, np.ndarray]:
             years, sizes = self.project_years, self.project_sizes
             m = mask.astype(np.float64)
             recency = np.where(years >= 0, np.exp(-np.maximum(ref - 1 - years, 0) / recency_years), 0.0) * m
             projects = self.incidence @ m
-            if len(self._activity) >= 8:
-                self._activity.pop(next(iter(self._activity)), None)
-            self._activity[key] = {
+            return {
                 "recency": recency,
                 "projects": projects,
                 "recent_activity": self.incidence @ recency,
                 "coordinated": self.coordinated @ m,
                 "consortium_size": (self.incidence @ (sizes * m)) / np.maximum(projects, 1),
             }
-        return self._activity[key]
+
+        return self._kept(self._activity, (np.packbits(mask).tobytes(), ref, recency_years), make)
 
     def text_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Positions of the projects that have a text vector, and those vectors alone: the idea is
@@ -107,14 +119,22 @@ class History:
         """The walk's organisation -> project step as one matrix, ``diag(mask / size) @ incidence.T @
         diag(1 / degree)``, and its transpose: built once per history mask (the last few kept), so each
         step of the walk is two sparse products and no dense rescaling."""
-        key = np.packbits(mask > 0).tobytes()
-        if key not in self._walk:
+
+        def make() -> tuple[sp.csr_matrix, sp.csr_matrix]:
             size = np.maximum(self.project_sizes * mask, 1.0)
             down = sp.diags(mask / size) @ self.incidence_t @ sp.diags(1.0 / np.maximum(degree, 1.0))
-            if len(self._walk) >= 8:
-                self._walk.pop(next(iter(self._walk)), None)
-            self._walk[key] = (down.tocsr(), down.T.tocsr())
-        return self._walk[key]
+            return down.tocsr(), down.T.tocsr()
+
+        return self._kept(self._walk, np.packbits(mask > 0).tobytes(), make)
+
+    def weights(self, mask: np.ndarray, power: float) -> np.ndarray:
+        """A shared project of size s weighs 1/(s-1)**power (0 outside the mask), once per mask and power."""
+
+        def make() -> np.ndarray:
+            sizes = self.project_sizes
+            return np.asarray(np.where(sizes > 1, 1.0 / np.maximum(sizes - 1, 1) ** power, 0.0) * mask)
+
+        return self._kept(self._weights, (np.packbits(mask > 0).tobytes(), power), make)
 
     @classmethod
     def from_db(cls, session: Session) -> History:
@@ -317,17 +337,6 @@ def _product(matrix: sp.csr_matrix, transposed: sp.csr_matrix, values: np.ndarra
     return np.bincount(cols, weights=values[rows] * data, minlength=size)
 
 
-def _weights(history: History, mask: np.ndarray, power: float) -> np.ndarray:
-    """A shared project of size s weighs 1/(s-1)**power (0 outside the mask): once per mask and power."""
-    key = (np.packbits(mask > 0).tobytes(), power)
-    if key not in history._weights:
-        sizes = history.project_sizes
-        if len(history._weights) >= 8:
-            history._weights.pop(next(iter(history._weights)), None)
-        history._weights[key] = np.where(sizes > 1, 1.0 / np.maximum(sizes - 1, 1) ** power, 0.0) * mask
-    return history._weights[key]
-
-
 def _share(codes: np.ndarray, members: Sequence[int], of: int) -> np.ndarray:
     """For every organisation, the share of ``of`` members whose code (given in ``members``) is its own."""
     counts = np.bincount(np.asarray(members, dtype=np.int64), minlength=int(codes.max(initial=0)) + 1)
@@ -445,7 +454,7 @@ def _network(
         "shared": spread(weight(0.0) * met_u),
         "direct_small": spread(weight(1.0) * met_u),
         "direct_recent": spread(w * recent * met_u),
-        "two_hop": history.to_orgs(_weights(history, mask, config.shared_weight_power) * history.to_projects(direct)),
+        "two_hop": history.to_orgs(history.weights(mask, config.shared_weight_power) * history.to_projects(direct)),
         "overlap": most(met_u),
         "walk": walk(history, known, mask, config.damping, config.walk_steps, degree),
         "reunion": most(np.where(met_u >= 2, share_known, 0.0)),

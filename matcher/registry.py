@@ -168,15 +168,12 @@ def project_counts(session: Session, ids: Sequence[int]) -> dict[int, int]:
 
 def find_by_id_or_pic(session: Session, ref: int | str) -> int | None:
     """The organisation id for an id (int) or a PIC (digit string), None when there is none."""
-    if isinstance(ref, int):
-        found = session.get(Organisation, ref) if valid_id(ref) else None
-    else:
-        found = session.scalar(select(Organisation).where(Organisation.pic == ref.strip()))
-    return None if found is None else found.id
+    return find_all_by_id_or_pic(session, [ref]).get(ref)
 
 
 def find_all_by_id_or_pic(session: Session, refs: Sequence[int | str]) -> dict[int | str, int]:
-    """``find_by_id_or_pic`` for several references in two queries; missing ones are left out."""
+    """Organisation ids for ids (int) and PICs (digit strings), in two queries at most; a reference
+    naming no organisation is left out."""
     ids = [r for r in refs if isinstance(r, int) and valid_id(r)]
     pics = [r.strip() for r in refs if isinstance(r, str)]
     known = set(session.scalars(select(Organisation.id).where(Organisation.id.in_(ids)))) if ids else set()

@@ -4,8 +4,8 @@
 
 The app is created in gunicorn's master (``preload_app``), which loads the model, the serving index
 and the matcher before forking: the workers share those pages copy-on-write instead of each
-building its own, and the first request of each worker is as fast as the next. A worker still
-rebuilds or refreshes its own matcher when the registry or the index changes.
+building its own, and no worker's first search waits for a build. A worker still rebuilds or
+refreshes its own matcher when the registry or the index changes.
 """
 
 from __future__ import annotations

@@ -81,7 +81,15 @@ def test_registering_a_pic_the_registry_holds_is_refused_and_changes_nothing(
     assert client.get("/api/v1/organisations").get_json()["total"] == total
     assert client.get(f"/api/v1/organisations/{holder['id']}").get_json() == holder
     # a PIC nobody holds registers
-    assert client.post("/api/v1/organisations", json={**BODY, "pic": "999999999"}, headers=auth).status_code == 201
+    other = client.post("/api/v1/organisations", json={**BODY, "pic": "999999999"}, headers=auth).get_json()["id"]
+    # and a search may name its members by PIC or id, mixed: both are resolved (in one unit of work)
+    by_pic = client.post(
+        "/api/v1/recommendations", json={"idea": "robots", "applicant": "912345678", "partners": [other]}
+    )
+    by_id = client.post(
+        "/api/v1/recommendations", json={"idea": "robots", "applicant": holder["id"], "partners": [other]}
+    )
+    assert by_pic.status_code == 200 and by_pic.get_json()["results"] == by_id.get_json()["results"]
 
 
 def test_double_submit_makes_one_organisation(client: FlaskClient, auth: dict[str, str]) -> None:
