@@ -16,8 +16,12 @@ more partner (the idea's vector then comes from the service's query cache, as in
 With the model, every project carries a text vector (random, same cost as real ones), so the
 idea's similarity to past projects is computed as after an index build.
 
+``encode_p50_ms`` (with the model) is the model alone on a new idea of the same length, timed in the
+same process just before each query; ``over_encode_p50_ms`` is the median of each query's time less
+its own encode timing (the issue's "encode + 15 ms" target).
+
 ``--json`` prints one object: ``{"runs": [{"orgs", "with_model", "p50_ms", "p99_ms", "draft_p50_ms",
-"rss_mib", "build_s"}, ...]}``.
+"encode_p50_ms", "over_encode_p50_ms", "rss_mib", "build_s"}, ...]}``.
 """
 
 from __future__ import annotations
@@ -144,9 +148,13 @@ def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
         if len(members) >= 3:
             triples.append(tuple(int(h.org_ids[m]) for m in members[:3]))
     idea = "digital skills and inclusion for vocational students in rural areas"
-    samples, drafts = [], []
+    samples, drafts, encodes = [], [], []
     for applicant, partner, added in triples:
         text = idea + f" {applicant}" if with_model else ""
+        if encoder is not None:  # the model alone on a new idea of the same length, in this process and moment
+            t = time.perf_counter()
+            encoder.inner.encode_queries([idea + f" {partner}"])
+            encodes.append(time.perf_counter() - t)
         req = MatchRequest(idea=text, applicant=applicant, partners=[partner])
         t = time.perf_counter()
         matcher.recommend(req)
@@ -157,12 +165,18 @@ def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
         drafts.append(time.perf_counter() - t)
     ms = np.array(samples[3:]) * 1000  # the first calls warm caches
     draft_ms = np.array(drafts[3:]) * 1000
+    encode_ms = np.array(encodes[3:]) * 1000 if encodes else None
+    # each query's own cost beyond the model: its time less the encode timed beside it (paired, so a
+    # noisy moment moves both)
+    over_ms = ms - encode_ms if encode_ms is not None else None
     return {
         "orgs": int(len(h.org_ids)),
         "with_model": with_model,
         "p50_ms": round(float(np.percentile(ms, 50)), 1),
         "p99_ms": round(float(np.percentile(ms, 99)), 1),
         "draft_p50_ms": round(float(np.percentile(draft_ms, 50)), 1),
+        "encode_p50_ms": round(float(np.percentile(encode_ms, 50)), 1) if encode_ms is not None else None,
+        "over_encode_p50_ms": round(float(np.percentile(over_ms, 50)), 1) if over_ms is not None else None,
         "rss_mib": round(rss_mib()),
         "build_s": round(build_s, 2),
     }
@@ -191,8 +205,11 @@ def main() -> None:
             run = json.loads(out.stdout.strip().splitlines()[-1])
             runs.append(run)
             if not args.json:
+                beyond = f" (encode {run['encode_p50_ms']} ms, beyond it {run['over_encode_p50_ms']} ms)"
                 print(
-                    f"{run['orgs']:>8,} organisations, model {'on ' if model else 'off'}: p50 {run['p50_ms']} ms, "
+                    f"{run['orgs']:>8,} organisations, model {'on ' if model else 'off'}: p50 {run['p50_ms']} ms"
+                    + (beyond if model else "")
+                    + ", "
                     f"p99 {run['p99_ms']} ms, draft add p50 {run['draft_p50_ms']} ms, build {run['build_s']} s, "
                     f"RSS {run['rss_mib']} MiB"
                 )

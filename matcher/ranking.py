@@ -249,7 +249,7 @@ class Features:
     recent_activity: np.ndarray  # past projects, recent ones weighing more
     coordinated: np.ndarray
     text: np.ndarray  # similarity of the idea to the best-matching past project
-    best_project: np.ndarray  # position of that project, -1 when none
+    project_similarity: np.ndarray  # of the idea to every past project (0 outside the mask, or no idea)
     profile: np.ndarray  # similarity of the idea to the organisation's profile
     overlap: np.ndarray  # most known members met in one past project: a consortium re-forming
     walk: np.ndarray  # personalised PageRank from the known members over past consortia
@@ -466,11 +466,12 @@ def _network(
 
 
 def idea_text(history: History, query_vector: np.ndarray | None, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Similarity of the idea to each organisation's best-matching past project, and that project:
-    one pass over the incidence's entries (no organisation x project matrix per query)."""
+    """Similarity of the idea to each organisation's best-matching past project, and to every project
+    (masked): one pass over the incidence's entries (no organisation x project matrix per query). Which
+    project is an organisation's best is read from these for the few shown (``best_project``)."""
     n = len(history.org_ids)
     if query_vector is None or history.project_vectors is None:
-        return np.zeros(n, dtype=np.float32), np.full(n, -1, dtype=np.int64)
+        return np.zeros(n, dtype=np.float32), np.zeros(len(history.project_ids), dtype=np.float32)
     inc = history.incidence
     rows, vectors = history.text_rows()
     found = np.asarray(vectors @ query_vector, dtype=np.float32)  # float32 as the vectors: max and ties kept
@@ -487,10 +488,17 @@ def idea_text(history: History, query_vector: np.ndarray | None, mask: np.ndarra
     if filled.any():
         text[filled] = np.maximum.reduceat(values, inc.indptr[:-1][filled])
     np.maximum(text, 0.0, out=text)  # nothing similar (or no project): 0
-    hit = (values > 0) & (values == text[history.entry_rows])  # where each organisation's best is reached
-    best = np.full(n, -1, dtype=np.int64)
-    best[history.entry_rows[hit][::-1]] = inc.indices[hit][::-1]  # the first such project wins
-    return text, best
+    return text, sims
+
+
+def best_project(history: History, f: Features, pos: int) -> int:
+    """The past project of organisation ``pos`` most like the idea (the first of equals in its list), -1
+    when none is: looked up for the organisations a page explains, not for all of them per request."""
+    if f.text[pos] <= 0:
+        return -1
+    inc = history.incidence
+    projects = inc.indices[inc.indptr[pos] : inc.indptr[pos + 1]]
+    return int(projects[int(np.argmax(f.project_similarity[projects]))])
 
 
 def features(
@@ -511,7 +519,7 @@ def features(
     years = history.project_years
     ref = ref_year if ref_year is not None else int(years[project_mask & (years >= 0)].max(initial=0)) + 1
     static = history.activity(project_mask.astype(bool), ref, config.recency_years)
-    text, best = similarities if similarities is not None else idea_text(history, query_vector, mask)
+    text, sims = similarities if similarities is not None else idea_text(history, query_vector, mask)
     return Features(
         **_network(history, known, mask, static["recency"], config, static["projects"]),
         **_profile(history, known, virtual),
@@ -520,7 +528,7 @@ def features(
         coordinated=static["coordinated"],
         consortium_size=static["consortium_size"],
         text=text,
-        best_project=best,
+        project_similarity=sims,
         profile=profile_scores if profile_scores is not None else np.zeros(len(history.org_ids), dtype=np.float32),
         n_known=len(known),
     )

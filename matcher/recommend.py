@@ -30,6 +30,7 @@ from matcher.ranking import (
     Features,
     History,
     ScoreConfig,
+    best_project,
     default_weights,
     fair_top,
     features,
@@ -299,7 +300,7 @@ class Matcher:
         return out
 
     def _similarities(self, query: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """The idea against past projects (best similarity and project per organisation) and profiles,
+        """The idea against past projects (per organisation its best, and per project) and profiles,
         the last ideas kept (``IDEAS_BYTES``): the arrays are only read afterwards."""
         if query is None:
             return (*idea_text(self.history, None, self.mask), None)
@@ -331,8 +332,8 @@ class Matcher:
             query = self.index.align(query)  # an idea in another language next to its English
         virtual = req.unregistered
         extra = [(virtual.country or "", virtual.sector)] if virtual else []
-        text, best, profile = self._similarities(query)
-        f = features(h, members, self.mask, self.config, query, profile, virtual=extra, similarities=(text, best))
+        text, sims, profile = self._similarities(query)
+        f = features(h, members, self.mask, self.config, query, profile, virtual=extra, similarities=(text, sims))
         elig = self._check(members, req)
         g = gains(self.countries, self.sectors, members, req.sectors, elig.countries_needed, req.year, extra)
         seek = self._seek(req)
@@ -559,8 +560,9 @@ class Matcher:
         return out
 
     def _relevance_reasons(self, pos: int, f: Features, standout: tuple[float, float]) -> list[Reason]:
-        if f.best_project[pos] >= 0 and f.text[pos] >= standout[0]:
-            pid = int(self.history.project_ids[f.best_project[pos]])
+        best = best_project(self.history, f, pos) if f.text[pos] >= standout[0] else -1
+        if best >= 0:
+            pid = int(self.history.project_ids[best])
             title, year = self.projects.get(pid, (None, None))
             label = self._in_project('similar past project "{project}"{when}', title, year)
             return [Reason("similar_project", label, {"project_id": pid, "similarity": round(float(f.text[pos]), 3)})]

@@ -282,6 +282,21 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+# what the description calls each sector, article included ("is a other" read badly)
+KINDS = {
+    "school": "a general education school",
+    "vet": "a vocational school",
+    "higher_education": "a higher education institution",
+    "adult_education": "an adult education centre",
+    "youth": "a youth organisation",
+    "enterprise": "a small business",
+    "public_body": "a regional public body",
+    "research": "a research institute",
+    "civil_society": "a non-governmental organisation",
+    "other": "an organisation",
+}
+
+
 def make_org(sector: str, country: str, used: set[str], themes: list[str]) -> dict[str, str]:
     label, patterns = SECTORS[sector]
     for _ in range(50):
@@ -294,7 +309,7 @@ def make_org(sector: str, country: str, used: set[str], themes: list[str]) -> di
     used.add(name)
     focus = " ".join(THEMES[t]["self"] for t in themes)
     description = (
-        f"{name} is a {SECTORS[sector][0].split('–')[-1].strip().lower()} in {city}. {focus} "
+        f"{name} is {KINDS[sector]} in {city}. {focus} "
         f"Fictitious organisation for the partner-match demo."
     )
     return {

@@ -193,6 +193,7 @@ def test_network_features_match_their_definitions(seed: int) -> None:
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000))
 def test_text_feature_is_the_best_matching_past_project(seed: int) -> None:
+    from matcher.ranking import best_project
     from matcher.ranking import idea_text as _text
 
     rng = np.random.default_rng(seed)
@@ -201,9 +202,11 @@ def test_text_feature_is_the_best_matching_past_project(seed: int) -> None:
     h.project_vectors[rng.random(len(h.project_ids)) < 0.2] = 0  # projects without text
     query, mask = rng.normal(size=8).astype(np.float32), (rng.random(len(h.project_ids)) < 0.8).astype(float)
     sims = np.where(h.incidence.toarray() > 0, (h.project_vectors @ query) * mask, -np.inf)
-    text, best = _text(h, query, mask)
+    text, per_project = _text(h, query, mask)
     expected = np.maximum(sims.max(axis=1), 0.0)  # nothing similar (or no project): 0
     assert np.allclose(text, expected, atol=1e-6)
+    f = features(h, [0], mask > 0, FeatureConfig(), similarities=(text, per_project))
+    best = np.array([best_project(h, f, pos) for pos in range(len(h.org_ids))])
     has = expected > 0
     assert (best[~has] == -1).all() and (best[has] == np.argmax(sims, axis=1)[has]).all()
 
