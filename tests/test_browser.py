@@ -204,6 +204,13 @@ def test_a_long_greek_idea_survives_the_round_trip(page, live_server) -> None:  
     assert all(len(c["value"]) < 1000 for c in cookies)
 
 
+def test_the_idea_counter_writes_numbers_as_the_page_language_does(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    """In Norwegian the counter says "4 900 av 5 000 tegn" (a space groups thousands there), not "4,900"."""
+    page.goto(live_server + "/?lang=nb")
+    page.locator("#idea").fill("x" * 4900)
+    assert page.locator("#idea-count").inner_text() == "4\u00a0900 av 5\u00a0000 tegn"
+
+
 def test_swagger_ui_renders_from_the_sites_own_files(page, live_server) -> None:  # type: ignore[no-untyped-def]
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

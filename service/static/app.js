@@ -89,8 +89,9 @@
   var counter = document.getElementById("idea-count");
   if (idea && counter) {
     var max = 5000;
+    var lang = document.documentElement.lang || "en"; // numbers as the page's language writes them
     var fill = function (template, n) {
-      return template.replace("{n}", n.toLocaleString("en")).replace("{max}", max.toLocaleString("en"));
+      return template.replace("{n}", n.toLocaleString(lang)).replace("{max}", max.toLocaleString(lang));
     };
     counter.hidden = false;
     var update = function () {
