@@ -54,7 +54,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers",
+        default="2",
+        help="gunicorn workers; several, comma-separated (e.g. 2,4), are measured in turn with each --threads",
+    )
     parser.add_argument(
         "--threads",
         default="4",
@@ -71,6 +75,12 @@ def main() -> None:
         default="1",
         help="gunicorn with service/gunicorn_conf.py (workers forked from a warm master, sharing the model and "
         "matcher); several, comma-separated (e.g. 1,0), are measured in turn",
+    )
+    parser.add_argument(
+        "--close",
+        action="store_true",
+        help="a new connection for every request (as nginx opens them upstream by default) instead of one "
+        "kept alive per client",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     args = parser.parse_args()
@@ -121,7 +131,7 @@ def main() -> None:
             inner.append(time.perf_counter() - t)
         inner_p50 = statistics.median(inner) * 1000
 
-        def measure(threads: int, preload: bool) -> dict[str, Any]:
+        def measure(workers: int, threads: int, preload: bool) -> dict[str, Any]:
             port = free_port()
             server = subprocess.Popen(
                 [
@@ -130,7 +140,7 @@ def main() -> None:
                     "gunicorn",
                     *(["-c", "python:service.gunicorn_conf"] if preload else []),
                     "-w",
-                    str(args.workers),
+                    str(workers),
                     "--threads",
                     str(threads),
                     "-b",
@@ -156,12 +166,16 @@ def main() -> None:
                     time.sleep(1)
                 else:
                     sys.exit("gunicorn did not become ready")
-                for _ in range(args.workers * 4):  # warm every worker's matcher
+                for _ in range(workers * 4):  # warm every worker's matcher
                     requests.post(base + "/api/v1/recommendations", json={"idea": "warm up", "k": 10}, timeout=120)
                 latencies: list[float] = []
                 errors: list[str] = []
                 lock = threading.Lock()
                 stop_at = time.time() + args.seconds
+
+                # a connection per request, as a proxy in front of gunicorn opens them, or one kept
+                # alive per client (a kept connection stays with the worker that accepted it)
+                headers = {"Connection": "close"} if args.close else {}
 
                 def client(seed: int) -> None:
                     rng = random.Random(seed)
@@ -177,7 +191,7 @@ def main() -> None:
                         }
                         t0 = time.perf_counter()
                         try:
-                            r = session.post(base + "/api/v1/recommendations", json=body, timeout=60)
+                            r = session.post(base + "/api/v1/recommendations", json=body, timeout=60, headers=headers)
                             ok = r.status_code == 200
                             problem = None if ok else f"HTTP {r.status_code}: {r.text[:200]}"
                         except requests.RequestException as exc:
@@ -199,6 +213,7 @@ def main() -> None:
                 server.wait(timeout=30)
             arr = np.array(latencies) * 1000
             return {
+                "workers": workers,
                 "threads": threads,
                 "preload": preload,
                 "requests": len(arr),
@@ -211,23 +226,27 @@ def main() -> None:
                 "private_mib_per_worker": private,
             }
 
-        runs = [measure(int(t), p == "1") for p in args.preload.split(",") for t in args.threads.split(",")]
+        runs = [
+            measure(int(w), int(t), p == "1")
+            for p in args.preload.split(",")
+            for w in args.workers.split(",")
+            for t in args.threads.split(",")
+        ]
     if args.json:
         report = {
             "organisations": summary.total,
             "clients": args.clients,
             "seconds": args.seconds,
-            "workers": args.workers,
             "encode_search_p50_ms": round(inner_p50, 1),
             "runs": runs,
             # the first configuration's figures at the top level, as before
-            **{k: v for k, v in runs[0].items() if k not in ("threads", "error_samples")},
+            **{k: v for k, v in runs[0].items() if k not in ("threads", "error_samples")},  # workers too
         }
         print(json.dumps(report))
         return
     for run in runs:
         print(
-            f"\n{args.clients} clients x {args.seconds:.0f} s against gunicorn ({args.workers} workers x "
+            f"\n{args.clients} clients x {args.seconds:.0f} s against gunicorn ({run['workers']} workers x "
             f"{run['threads']} threads{', preloaded' if run['preload'] else ''}), {summary.total} organisations"
         )
         print(f"requests: {run['requests']}  ({run['throughput_per_s']}/s)   errors: {run['errors']}")
@@ -241,7 +260,8 @@ def main() -> None:
     print(f"in-process query encode + search: p50 {inner_p50:.1f} ms")
     for run in runs[1:]:
         print(
-            f"{run['threads']} threads{', preloaded' if run['preload'] else ''} against {runs[0]['threads']}: "
+            f"{run['workers']} x {run['threads']}{', preloaded' if run['preload'] else ''} against "
+            f"{runs[0]['workers']} x {runs[0]['threads']}: "
             "throughput x"
             f"{run['throughput_per_s'] / runs[0]['throughput_per_s']:.2f}, p99 x{run['p99_ms'] / runs[0]['p99_ms']:.2f}"
         )

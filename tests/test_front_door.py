@@ -200,3 +200,20 @@ def test_warming_loads_the_matcher_without_running_the_model_and_leaves_no_conne
     empty = {**demo_env, "PARTNER_MATCH_INDEX_DIR": f"{tmp_path}/no-index"}
     unbuilt = create_app(Settings.from_env(empty), Counting()).extensions["partner_match"]
     assert unbuilt.warm().startswith("nothing warmed") and unbuilt.db.engine.pool.checkedin() == 0
+
+
+def test_gunicorn_settings_give_two_single_threaded_workers_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads of one worker take turns on one interpreter (measured: a longer tail, fewer requests/s),
+    so the settings run single-threaded workers, two per core; WEB_CONCURRENCY still sets their number."""
+    import importlib
+    import os
+
+    import service.gunicorn_conf as conf
+
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    conf = importlib.reload(conf)
+    assert (conf.workers, conf.threads, conf.preload_app) == (2 * len(os.sched_getaffinity(0)), 1, True)
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert importlib.reload(conf).workers == 3
+    monkeypatch.delenv("WEB_CONCURRENCY")
+    importlib.reload(conf)
