@@ -13,12 +13,13 @@ the idea is also encoded by the configured model on every query (no cache).
 
 ``draft_p50_ms`` is an organisation added to the draft consortium: the same search again with one
 more partner (the idea's vector then comes from the service's query cache, as in the service).
-With the model, every project carries a text vector (random, same cost as real ones), so the
-idea's similarity to past projects is computed as after an index build.
+With the model, every project carries a text vector and every organisation a profile vector (random,
+same cost as real ones), so the idea's similarity to past projects and to profiles is computed as
+in the service after an index build.
 
-``encode_p50_ms`` (with the model) is the model alone on a new idea of the same length, timed in the
-same process just before each query; ``over_encode_p50_ms`` is the median of each query's time less
-its own encode timing (the issue's "encode + 15 ms" target).
+``encode_p50_ms`` (with the model) is the model's encoding of the new idea, timed inside each query;
+``over_encode_p50_ms`` is the median of each query's time less its own encoding (the issue's
+"encode + 15 ms" target).
 
 ``--json`` prints one object: ``{"runs": [{"orgs", "with_model", "p50_ms", "p99_ms", "draft_p50_ms",
 "encode_p50_ms", "over_encode_p50_ms", "rss_mib", "build_s"}, ...]}``.
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -122,22 +124,50 @@ def replicate(h: Any, orgs: int, seed: int = 0) -> Any:
     )
 
 
+class Timed:
+    """The model, timing its query encodes (``spent``: seconds since last reset)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.spent = inner, 0.0
+        self.model_id, self.dimension = inner.model_id, inner.dimension
+
+    def encode_queries(self, texts: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return self.inner.encode_queries(texts)
+        finally:
+            self.spent += time.perf_counter() - t
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
     from matcher.recommend import Matcher, MatchRequest
 
     encoder = None
     if with_model:
-        from embeddings.encoders import CachingEncoder, load_encoder
+        from embeddings.encoders import CachingEncoder, limit_threads, load_encoder
 
-        # the service's query cache in front of the model: a new idea is encoded, the draft's repeat is not
-        encoder = CachingEncoder(load_encoder(os.environ.get("PARTNER_MATCH_ENCODER", "e5")).inner)  # type: ignore[attr-defined]
+        limit_threads(int(os.environ.get("PARTNER_MATCH_MODEL_THREADS", "1")))  # as a web worker runs the model
+
+        # the service's query cache in front of the model: a new idea is encoded, the draft's repeat is not;
+        # the model's own time is recorded inside each query (what the query costs beyond it is the rest)
+        encoder = CachingEncoder(Timed(load_encoder(os.environ.get("PARTNER_MATCH_ENCODER", "e5")).inner))  # type: ignore[attr-defined]
     base = base_history(Path(tempfile.gettempdir()) / "partner-match-bench-graph.npz")
     started = time.perf_counter()
     h = replicate(base, orgs)
-    if encoder is not None:  # every project with a text vector, as after an index build (random: the cost is the same)
-        vectors = np.random.default_rng(2).normal(size=(len(h.project_ids), encoder.dimension)).astype(np.float32)
+    profiles = None
+    if encoder is not None:  # every project and profile with a vector, as after an index build (random: same cost)
+        rng = np.random.default_rng(2)
+        vectors = rng.normal(size=(len(h.project_ids), encoder.dimension)).astype(np.float32)
         h.project_vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    matcher = Matcher(h, {}, {}, encoder, None)
+        vectors = rng.normal(size=(len(h.org_ids), encoder.dimension)).astype(np.float32)
+        # the serving index as the matcher reads it: ids, vectors, and the alignment of another language
+        profiles = SimpleNamespace(
+            ids=h.org_ids, vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True), align=lambda q: q
+        )
+    matcher = Matcher(h, {}, {}, encoder, profiles)  # type: ignore[arg-type]
     build_s = time.perf_counter() - started
     rng = np.random.default_rng(1)
     inc = h.incidence.tocsc()
@@ -151,14 +181,14 @@ def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
     samples, drafts, encodes = [], [], []
     for applicant, partner, added in triples:
         text = idea + f" {applicant}" if with_model else ""
-        if encoder is not None:  # the model alone on a new idea of the same length, in this process and moment
-            t = time.perf_counter()
-            encoder.inner.encode_queries([idea + f" {partner}"])
-            encodes.append(time.perf_counter() - t)
         req = MatchRequest(idea=text, applicant=applicant, partners=[partner])
+        if encoder is not None:
+            encoder.inner.spent = 0.0  # type: ignore[attr-defined]
         t = time.perf_counter()
         matcher.recommend(req)
         samples.append(time.perf_counter() - t)
+        if encoder is not None:
+            encodes.append(encoder.inner.spent)  # type: ignore[attr-defined]
         # an organisation added to the draft: the same search with one more partner, as the results page reruns it
         t = time.perf_counter()
         matcher.recommend(MatchRequest(idea=text, applicant=applicant, partners=[partner, added]))
@@ -166,9 +196,7 @@ def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
     ms = np.array(samples[3:]) * 1000  # the first calls warm caches
     draft_ms = np.array(drafts[3:]) * 1000
     encode_ms = np.array(encodes[3:]) * 1000 if encodes else None
-    # each query's own cost beyond the model: its time less the encode timed beside it (paired, so a
-    # noisy moment moves both)
-    over_ms = ms - encode_ms if encode_ms is not None else None
+    over_ms = ms - encode_ms if encode_ms is not None else None  # each query less its own encode
     return {
         "orgs": int(len(h.org_ids)),
         "with_model": with_model,
