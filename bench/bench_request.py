@@ -144,6 +144,9 @@ class Timed:
 
 def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
     from matcher.recommend import Matcher, MatchRequest
+    from service.state import keep_freed_memory
+
+    keep_freed_memory()  # as the service sets its workers' allocator
 
     encoder = None
     if with_model:

@@ -5,6 +5,9 @@ The only module of the service that touches ``embeddings``: everything else call
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+
 from flask import Flask, current_app
 
 from embeddings.encoders import ENCODERS, MULTILINGUAL, Encoder, limit_threads, load_encoder
@@ -36,8 +39,29 @@ def build(settings: Settings, encoder: Encoder | None = None, secret_key: str = 
     )
 
 
+def keep_freed_memory() -> bool:
+    """Ask the C library to keep memory a request frees for the next one (glibc: arrays up to 32 MiB
+    from the heap, its top never handed back); False where it is not glibc. A search allocates and
+    frees arrays the size of the registry, and memory handed back to the system costs a page fault
+    per page when taken again: side by side (35,776 organisations, a search with a new idea after one
+    without) 19-21 -> 15-16 ms, and 14-16 -> 9-9.6 ms for the search without. A worker keeps its
+    largest request's memory (tens of MiB) instead of returning it."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = libc.mallopt if libc is not None else None
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    if mallopt is None:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
 def init_app(app: Flask, encoder: Encoder | None = None) -> None:
-    """The web service's front door; a model call in a worker keeps to ``PARTNER_MATCH_MODEL_THREADS``."""
+    """The web service's front door; a model call in a worker keeps to ``PARTNER_MATCH_MODEL_THREADS``,
+    and freed memory is kept for the next request (``keep_freed_memory``)."""
+    keep_freed_memory()
     settings: Settings = app.config["PARTNER_MATCH_SETTINGS"]
     if encoder is None and settings.encoder != "hashing":
         limit_threads(settings.model_threads)
