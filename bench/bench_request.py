@@ -1,7 +1,7 @@
 """In-process recommendation latency, build time and memory at registry sizes up to Erasmus+ scale.
 
 Run from the project root:  .venv/bin/python bench/bench_request.py [--orgs 37500 --orgs 100000 --orgs 300000]
-[--with-model] [--queries 60] [--json]
+[--with-model] [--queries 60] [--blas-threads 1] [--json]
 
 The base is the real CORDIS H2020 graph (../shared/data/cordis-h2020-graph.zip, about 37,500
 organisations). Larger registries are made by replicating it with relabelled organisations and
@@ -142,11 +142,15 @@ class Timed:
         return getattr(self.inner, name)
 
 
-def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
+def worker(orgs: int, with_model: bool, queries: int, blas_threads: int) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
     from matcher.recommend import Matcher, MatchRequest
     from service.state import keep_freed_memory
 
     keep_freed_memory()  # as the service sets its workers' allocator
+    if blas_threads > 0:  # a gunicorn worker keeps numpy's BLAS to one thread (service/gunicorn_conf.py)
+        threadpool_limits(limits=blas_threads, user_api="blas")
 
     encoder = None
     if with_model:
@@ -163,9 +167,9 @@ def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
     profiles = None
     if encoder is not None:  # every project and profile with a vector, as after an index build (random: same cost)
         rng = np.random.default_rng(2)
-        vectors = rng.normal(size=(len(h.project_ids), encoder.dimension)).astype(np.float32)
+        vectors = rng.standard_normal((len(h.project_ids), encoder.dimension), dtype=np.float32)
         h.project_vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = rng.normal(size=(len(h.org_ids), encoder.dimension)).astype(np.float32)
+        vectors = rng.standard_normal((len(h.org_ids), encoder.dimension), dtype=np.float32)
         # the serving index as the matcher reads it: ids, vectors, and the alignment of another language
         profiles = SimpleNamespace(
             ids=h.org_ids, vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True), align=lambda q: q
@@ -208,6 +212,7 @@ def worker(orgs: int, with_model: bool, queries: int) -> dict[str, Any]:
         "draft_p50_ms": round(float(np.percentile(draft_ms, 50)), 1),
         "encode_p50_ms": round(float(np.percentile(encode_ms, 50)), 1) if encode_ms is not None else None,
         "over_encode_p50_ms": round(float(np.percentile(over_ms, 50)), 1) if over_ms is not None else None,
+        "blas_threads": blas_threads,
         "rss_mib": round(rss_mib()),
         "build_s": round(build_s, 2),
     }
@@ -218,11 +223,17 @@ def main() -> None:
     parser.add_argument("--orgs", type=int, action="append", help="registry size (repeatable)")
     parser.add_argument("--with-model", action="store_true", help="also encode the idea on every query")
     parser.add_argument("--queries", type=int, default=60)
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="numpy's BLAS threads (1, as in a gunicorn worker; 0: the library's default, every core)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.with_model, args.queries)))
+        print(json.dumps(worker(args.worker, args.with_model, args.queries, args.blas_threads)))
         return
     if not GRAPH.exists():
         sys.exit(f"error: {GRAPH} not found (the benchmark replicates the real graph from ../shared/data)")
@@ -230,6 +241,7 @@ def main() -> None:
     for orgs in args.orgs or [37_500, 100_000, 300_000]:
         for model in [False, True] if args.with_model else [False]:
             cmd = [sys.executable, __file__, "--worker", str(orgs), "--queries", str(args.queries)]
+            cmd += ["--blas-threads", str(args.blas_threads)]
             out = subprocess.run(
                 [*cmd, *(["--with-model"] if model else [])], check=True, capture_output=True, text=True
             )

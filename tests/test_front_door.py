@@ -247,3 +247,23 @@ def test_the_service_keeps_freed_memory_for_the_next_request() -> None:
     if kept != "True":
         pytest.skip("the C library is not glibc: nothing to set")
     assert kib < 4096 and handed_back("plain")[1] > 32768
+
+
+def test_a_forked_worker_keeps_numpy_to_one_thread() -> None:
+    """After the fork each worker runs numpy's products on one BLAS thread (several workers share the
+    cores; a second thread only spins): post_fork sets it, and the worker forgets pooled connections."""
+    from types import SimpleNamespace
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import service.gunicorn_conf as conf
+
+    forked: list[bool] = []
+    front_door = SimpleNamespace(after_fork=lambda: forked.append(True))
+    server = SimpleNamespace(
+        app=SimpleNamespace(wsgi=lambda: SimpleNamespace(extensions={"partner_match": front_door}))
+    )
+    with threadpool_limits(limits=None):  # whatever the worker sets is undone after the test
+        conf.post_fork(server, None)
+        blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert forked == [True] and blas and set(blas) == {1}
