@@ -308,10 +308,7 @@ def make_org(sector: str, country: str, used: set[str], themes: list[str]) -> di
         name = f"{name} {len(used)}"
     used.add(name)
     focus = " ".join(THEMES[t]["self"] for t in themes)
-    description = (
-        f"{name} is {KINDS[sector]} in {city}. {focus} "
-        f"Fictitious organisation for the partner-match demo."
-    )
+    description = f"{name} is {KINDS[sector]} in {city}. {focus} Fictitious organisation for the partner-match demo."
     return {
         "name": name,
         "organisation_type": label,
