@@ -48,10 +48,9 @@ def keep_freed_memory() -> bool:
     largest request's memory (tens of MiB) instead of returning it."""
     name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
+        mallopt = ctypes.CDLL(name).mallopt if name else None
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
+        mallopt = None
     if mallopt is None:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
