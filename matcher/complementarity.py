@@ -7,7 +7,7 @@ present) is discounted; one that closes an eligibility gap or a wanted sector is
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,22 +20,6 @@ class ComplementarityConfig:
     adds_sector: float = 0.2
     adds_needed_country: float = 1.2
     repeats: float = -0.6
-
-
-@dataclass
-class Gains:
-    adds_wanted_sector: np.ndarray
-    adds_sector: np.ndarray
-    adds_needed_country: np.ndarray
-    repeats: np.ndarray
-
-    def bonus(self, config: ComplementarityConfig) -> np.ndarray:
-        return (
-            config.adds_wanted_sector * self.adds_wanted_sector
-            + config.adds_sector * self.adds_sector
-            + config.adds_needed_country * self.adds_needed_country
-            + config.repeats * self.repeats
-        )
 
 
 @dataclass(frozen=True)
@@ -53,6 +37,42 @@ class Coded:
         return np.asarray(np.isin(self.names, sorted(values))[self.codes])
 
 
+@dataclass
+class Gains:
+    """What each organisation would add, held per country code and per sector code (a few dozen of
+    each), since that is all a gain depends on: reading one is a lookup, and the bonus for every
+    organisation is one gather from a country x sector table, not four passes over the registry."""
+
+    countries: Coded
+    sectors: Coded
+    wanted_sector: np.ndarray  # per sector code: a wanted sector the consortium lacks
+    new_sector: np.ndarray  # per sector code: a sector the consortium lacks
+    needed_country: np.ndarray  # per country code: a programme country the consortium still needs
+    new_country: np.ndarray  # per country code: a country not yet in the consortium
+    _bonus: dict[ComplementarityConfig, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def adds_wanted_sector(self, pos: int) -> bool:
+        return bool(self.wanted_sector[self.sectors.codes[pos]])
+
+    def adds_sector(self, pos: int) -> bool:
+        return bool(self.new_sector[self.sectors.codes[pos]])
+
+    def adds_needed_country(self, pos: int) -> bool:
+        return bool(self.needed_country[self.countries.codes[pos]])
+
+    def bonus(self, config: ComplementarityConfig) -> np.ndarray:
+        """Per organisation: the weighted gains, a repeat of what the consortium has discounted."""
+        if config not in self._bonus:
+            by_sector = config.adds_wanted_sector * self.wanted_sector + config.adds_sector * self.new_sector
+            table = (
+                by_sector[None, :]
+                + (config.adds_needed_country * self.needed_country)[:, None]
+                + config.repeats * (~self.new_country[:, None] & ~self.new_sector[None, :])
+            ).astype(np.float32)
+            self._bonus[config] = table.ravel()[self.countries.codes * len(self.sectors.names) + self.sectors.codes]
+        return self._bonus[config]
+
+
 def gains(
     countries: Coded,
     sectors: Coded,
@@ -67,16 +87,13 @@ def gains(
     have_sectors = {sectors[i] for i in members} | {s for _, s in unregistered}
     have_countries = {countries[i] for i in members} | {c for c, _ in unregistered}
     missing_wanted = [s for s in wanted_sectors if s not in have_sectors]
-    n = len(sectors.codes)
-    is_programme = countries.isin(counting_countries(call_year))
-    new_country = ~countries.isin(have_countries)
-    adds_wanted = sectors.isin(missing_wanted) if missing_wanted else np.zeros(n, dtype=bool)
-    adds_sector = ~sectors.isin(have_sectors)
-    needed = (is_programme & new_country) if countries_needed > 0 else np.zeros(n, dtype=bool)
-    repeats = ~adds_sector & ~new_country
+    new_country = ~np.isin(countries.names, sorted(have_countries))
+    programme = np.isin(countries.names, sorted(counting_countries(call_year)))
     return Gains(
-        adds_wanted.astype(np.float32),
-        adds_sector.astype(np.float32),
-        needed.astype(np.float32),
-        repeats.astype(np.float32),
+        countries,
+        sectors,
+        wanted_sector=np.isin(sectors.names, sorted(missing_wanted)),
+        new_sector=~np.isin(sectors.names, sorted(have_sectors)),
+        needed_country=(programme & new_country) if countries_needed > 0 else np.zeros(len(countries.names), bool),
+        new_country=new_country,
     )

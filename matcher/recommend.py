@@ -536,15 +536,15 @@ class Matcher:
     def _complement_reasons(self, pos: int, g: Gains, elig: Eligibility) -> list[Reason]:
         out = []
         sector, country = str(self.history.sectors[pos]), self.history.countries[pos]
-        if g.adds_sector[pos]:
-            wanted = bool(g.adds_wanted_sector[pos])
+        if g.adds_sector(pos):
+            wanted = g.adds_wanted_sector(pos)
             label = (
                 Text("adds sector {sector} (wanted)", sector=sector)
                 if wanted
                 else Text("adds sector {sector}", sector=sector)
             )
             out.append(Reason("adds_sector", label, {"sector": sector, "wanted": wanted}))
-        if g.adds_needed_country[pos]:
+        if g.adds_needed_country(pos):
             n = len(elig.programme_countries) + 1
             ordinal = {  # made when chosen: one Text, not four
                 1: lambda: Text("adds {country} as the consortium's first programme country", country=country),

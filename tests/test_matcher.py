@@ -182,7 +182,7 @@ def test_network_features_match_their_definitions(seed: int) -> None:
     # the walk restarts at the known members: a probability distribution, highest where it restarts
     # and never reaching an organisation that shares no past project, even indirectly, with them
     r = walk(h, known, mask.astype(float), 0.85, 30)
-    assert r.sum() <= 1 + 1e-9 and r.min() >= 0
+    assert r.sum() <= 1 + 1e-6 and r.min() >= 0  # float32
     reach = np.zeros(len(h.org_ids), dtype=bool)
     reach[known] = True
     for _ in range(len(h.org_ids)):
