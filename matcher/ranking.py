@@ -56,7 +56,6 @@ class History:
         # integer codes make "share of the consortium in my country / sector" one bincount per query
         self.country_names, self.country_codes = np.unique(self.countries, return_inverse=True)
         self.sector_names, self.sector_codes = np.unique(self.sectors, return_inverse=True)
-        self.has_country = self.countries != ""  # once: comparing every organisation's string costs 0.5 ms
         self._activity: dict[tuple[bytes, int, float], dict[str, np.ndarray]] = {}
         self._walk: dict[bytes, tuple[sp.csr_matrix, ...]] = {}
         self._weights: dict[tuple[bytes, float], np.ndarray] = {}
@@ -365,20 +364,22 @@ def _product(matrix: sp.csr_matrix, transposed: sp.csr_matrix, values: np.ndarra
     return np.bincount(cols, weights=values[rows] * data, minlength=size).astype(values.dtype, copy=False)
 
 
-def _share(codes: np.ndarray, members: Sequence[int], of: int) -> np.ndarray:
-    """For every organisation, the share of ``of`` members whose code (given in ``members``) is its own."""
-    counts = np.bincount(np.asarray(members, dtype=np.int64), minlength=int(codes.max(initial=0)) + 1)
-    return np.asarray(counts[codes] / of)
+def _share(codes: np.ndarray, names: np.ndarray, members: Sequence[int], of: int) -> np.ndarray:
+    """For every organisation, the share of ``of`` members whose code (given in ``members``; ``len(names)``
+    for a value nobody has) is its own: a small table per code, then one gather over the registry."""
+    counts = np.bincount(np.asarray(members, dtype=np.int64), minlength=len(names) + 1)[: len(names)]
+    return np.asarray((counts / of).astype(np.float32)[codes])
 
 
 def _profile(history: History, known: Sequence[int], virtual: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
     """Who is like the consortium: the share of its members in each organisation's country and
     sector, and whether it is in the applicant's country. ``virtual`` members (an applicant not
-    registered: its country and sector) count like registered ones, and the first is the applicant."""
+    registered: its country and sector) count like registered ones, and the first is the applicant.
+    A member without a country shares it with nobody."""
     n = len(history.org_ids)
     of = len(known) + len(virtual)
     if of == 0:
-        return {k: np.zeros(n, dtype=np.float64) for k in ("same_country", "same_sector", "coordinator_country")}
+        return {k: np.zeros(n, dtype=np.float32) for k in ("same_country", "same_sector", "coordinator_country")}
 
     def code(names: np.ndarray, value: str) -> int:
         at = int(np.searchsorted(names, value))
@@ -387,12 +388,13 @@ def _profile(history: History, known: Sequence[int], virtual: Sequence[tuple[str
     countries = [int(history.country_codes[k]) for k in known if history.countries[k]]
     countries += [code(history.country_names, c) for c, _ in virtual if c]
     sectors = [int(history.sector_codes[k]) for k in known] + [code(history.sector_names, s) for _, s in virtual]
-    has_country = history.has_country
-    applicant = code(history.country_names, virtual[0][0]) if virtual else int(history.country_codes[known[0]])
+    first = virtual[0][0] if virtual else str(history.countries[known[0]])
     return {
-        "same_country": _share(history.country_codes, countries, of) * has_country,
-        "same_sector": _share(history.sector_codes, sectors, of),
-        "coordinator_country": ((history.country_codes == applicant) & has_country).astype(np.float64),
+        "same_country": _share(history.country_codes, history.country_names, countries, of),
+        "same_sector": _share(history.sector_codes, history.sector_names, sectors, of),
+        "coordinator_country": _share(
+            history.country_codes, history.country_names, [code(history.country_names, first)] if first else [], 1
+        ),
     }
 
 
