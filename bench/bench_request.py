@@ -155,6 +155,7 @@ def worker(orgs: int, with_model: bool, queries: int, blas_threads: int) -> dict
     encoder = None
     if with_model:
         from embeddings.encoders import CachingEncoder, limit_threads, load_encoder
+        from embeddings.index import HalfVectors
 
         limit_threads(int(os.environ.get("PARTNER_MATCH_MODEL_THREADS", "1")))  # as a web worker runs the model
 
@@ -171,9 +172,9 @@ def worker(orgs: int, with_model: bool, queries: int, blas_threads: int) -> dict
         h.project_vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = rng.standard_normal((len(h.org_ids), encoder.dimension), dtype=np.float32)
         # the serving index as the matcher reads it: ids, vectors, and the alignment of another language
-        profiles = SimpleNamespace(
-            ids=h.org_ids, vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True), align=lambda q: q
-        )
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        half = HalfVectors(vectors)
+        profiles = SimpleNamespace(ids=h.org_ids, vectors=vectors, align=lambda q: q, similarities=half.dot)
     matcher = Matcher(h, {}, {}, encoder, profiles)  # type: ignore[arg-type]
     build_s = time.perf_counter() - started
     rng = np.random.default_rng(1)

@@ -67,6 +67,29 @@ class ExactSearch:
         return rows[top].astype(np.int64), scores[top]
 
 
+class HalfVectors:
+    """Rows kept in float16 to compare one query with all of them (an idea against every profile or
+    past project): half the memory of float32, and torch's float16 matrix-vector kernel, which sums in
+    float32, reads them in a third of numpy's float32 time (3.2 against 9.2 ms for 67,000 x 384 on one
+    thread of this machine). Scores come back rounded to float16: for unit vectors within 5e-4 of the
+    float32 product, finer than any difference between two texts that means something."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        import torch  # installed with sentence-transformers; loaded only where vectors are compared
+
+        self._torch = torch
+        self.matrix = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float16))
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def dot(self, query: np.ndarray) -> np.ndarray:
+        """``vectors @ query``, float32."""
+        q = self._torch.from_numpy(np.ascontiguousarray(query, dtype=np.float16).reshape(-1))
+        with self._torch.inference_mode():
+            return np.asarray((self.matrix @ q).float().numpy())
+
+
 class IVFSearch:
     """faiss IVF-Flat with an ``IDSelector`` for filters, so filtering happens inside the search."""
 
@@ -152,6 +175,7 @@ class LoadedIndex:
     alignment: np.ndarray | None = None  # (d, d): an idea in another language mapped next to its English
     searcher: ExactSearch | IVFSearch = field(init=False)
     positions: dict[int, int] = field(init=False)
+    _half: HalfVectors | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.positions = {int(i): p for p, i in enumerate(self.ids.tolist())}
@@ -177,6 +201,12 @@ class LoadedIndex:
         rows = None if allowed_ids is None else np.sort(self.rows_for(allowed_ids))
         positions, scores = self.searcher.search(np.asarray(query, dtype=np.float32).reshape(-1), k, rows)
         return [Hit(int(self.ids[p]), float(s)) for p, s in zip(positions, scores, strict=True)]
+
+    def similarities(self, query: np.ndarray) -> np.ndarray:
+        """The query's similarity to every row (in ``ids`` order), from a float16 copy made on first use."""
+        if self._half is None:
+            self._half = HalfVectors(self.vectors)
+        return self._half.dot(query)
 
     def vector(self, organisation_id: int) -> np.ndarray | None:
         pos = self.positions.get(organisation_id)

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from sqlalchemy.orm import Session
 
+from embeddings.index import HalfVectors
 from matcher import registry
 from matcher.fairness import FairConfig, fair_rerank
 
@@ -60,7 +61,7 @@ class History:
         self._walk: dict[bytes, tuple[sp.csr_matrix, ...]] = {}
         self._weights: dict[tuple[bytes, float], np.ndarray] = {}
         self._years: dict[bytes, int] = {}
-        self._texts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._texts: tuple[np.ndarray, np.ndarray, HalfVectors] | None = None
 
     def members_of(self, projects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(organisation, project) for every member of ``projects``: read from the CSR arrays of
@@ -112,15 +113,16 @@ class History:
 
         return self._kept(self._activity, (np.packbits(mask).tobytes(), ref, recency_years), make)
 
-    def text_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Positions of the projects that have a text vector, and those vectors alone: the idea is
-        compared with these only (in CORDIS data most projects carry no text)."""
+    def text_rows(self) -> tuple[np.ndarray, HalfVectors | None]:
+        """Positions of the projects that have a text vector, and those vectors alone (float16, see
+        ``HalfVectors``): the idea is compared with these only (in CORDIS data most projects carry no
+        text); None when no project has a vector."""
         vectors = self.project_vectors
         if vectors is None:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+            return np.zeros(0, dtype=np.int64), None
         if self._texts is None or self._texts[0] is not vectors:
             rows = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)
-            self._texts = (vectors, rows, np.ascontiguousarray(vectors[rows]))
+            self._texts = (vectors, rows, HalfVectors(vectors[rows]))
         return self._texts[1], self._texts[2]
 
     def walk_step(self, mask: np.ndarray, degree: np.ndarray) -> tuple[sp.csr_matrix, ...]:
@@ -505,7 +507,7 @@ def idea_text(history: History, query_vector: np.ndarray | None, mask: np.ndarra
         return np.zeros(n, dtype=np.float32), np.zeros(len(history.project_ids), dtype=np.float32)
     inc = history.incidence
     rows, vectors = history.text_rows()
-    found = np.asarray(vectors @ query_vector, dtype=np.float32)  # float32 as the vectors: max and ties kept
+    found = vectors.dot(query_vector) if vectors is not None else np.zeros(0, dtype=np.float32)
     if len(rows) == len(history.project_ids):
         sims = found
     else:

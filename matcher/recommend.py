@@ -294,7 +294,7 @@ class Matcher:
             rows = np.array([self.history.org_position.get(int(i), -1) for i in self.index.ids], dtype=np.int64)
             self._profile_rows = rows
         out = np.zeros(len(self.history.org_ids), dtype=np.float32)
-        sims = self.index.vectors @ query
+        sims = self.index.similarities(query)
         keep = self._profile_rows >= 0
         out[self._profile_rows[keep]] = sims[keep]
         return out

@@ -198,13 +198,17 @@ def test_text_feature_is_the_best_matching_past_project(seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     h = _history(rng)
-    h.project_vectors = rng.normal(size=(len(h.project_ids), 8)).astype(np.float32)
+    vectors = rng.normal(size=(len(h.project_ids), 8)).astype(np.float32)
+    h.project_vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)  # unit vectors, as encoders give
     h.project_vectors[rng.random(len(h.project_ids)) < 0.2] = 0  # projects without text
     query, mask = rng.normal(size=8).astype(np.float32), (rng.random(len(h.project_ids)) < 0.8).astype(float)
-    sims = np.where(h.incidence.toarray() > 0, (h.project_vectors @ query) * mask, -np.inf)
+    query /= np.linalg.norm(query)
     text, per_project = _text(h, query, mask)
+    # each project's similarity, as float16 vectors give it (HalfVectors: within 1e-3 of float32)
+    assert np.allclose(per_project, (h.project_vectors @ query) * mask, atol=1e-3)
+    sims = np.where(h.incidence.toarray() > 0, per_project[None, :], -np.inf)
     expected = np.maximum(sims.max(axis=1), 0.0)  # nothing similar (or no project): 0
-    assert np.allclose(text, expected, atol=1e-6)
+    assert np.array_equal(text, expected.astype(np.float32))
     f = features(h, [0], mask > 0, FeatureConfig(), similarities=(text, per_project))
     best = np.array([best_project(h, f, pos) for pos in range(len(h.org_ids))])
     has = expected > 0
