@@ -61,7 +61,7 @@ class History:
         self._walk: dict[bytes, tuple[sp.csr_matrix, ...]] = {}
         self._weights: dict[tuple[bytes, float], np.ndarray] = {}
         self._years: dict[bytes, int] = {}
-        self._texts: tuple[np.ndarray, np.ndarray, HalfVectors] | None = None
+        self._texts: tuple[np.ndarray | None, np.ndarray, HalfVectors] | None = None
 
     def members_of(self, projects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(organisation, project) for every member of ``projects``: read from the CSR arrays of
@@ -119,11 +119,18 @@ class History:
         text); None when no project has a vector."""
         vectors = self.project_vectors
         if vectors is None:
-            return np.zeros(0, dtype=np.int64), None
+            kept = self._texts if self._texts is not None and self._texts[0] is None else None
+            return (kept[1], kept[2]) if kept else (np.zeros(0, dtype=np.int64), None)
         if self._texts is None or self._texts[0] is not vectors:
             rows = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)
             self._texts = (vectors, rows, HalfVectors(vectors[rows]))
         return self._texts[1], self._texts[2]
+
+    def keep_texts(self, rows: np.ndarray, vectors: HalfVectors | None) -> None:
+        """Text vectors as a serving matcher keeps them (``text_vectors``): only the projects that have
+        one, in float16, and no float32 matrix of every project beside them (386 MB at 250,000)."""
+        self.project_vectors = None
+        self._texts = (None, rows, vectors) if vectors is not None else None
 
     def walk_step(self, mask: np.ndarray, degree: np.ndarray) -> tuple[sp.csr_matrix, ...]:
         """The walk's organisation -> project step as one matrix, ``diag(mask / size) @ incidence.T @
@@ -187,6 +194,18 @@ def project_matrix(history: History, rows: list[tuple[int, bytes]]) -> np.ndarra
         if position is not None:
             matrix[position] = vector
     return matrix
+
+
+def text_vectors(history: History, rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, HalfVectors | None]:
+    """Stored project vectors (id, float32 bytes) as a serving matcher keeps them (``History.keep_texts``):
+    the positions of the projects that have a non-zero one, in the history's order, and those vectors."""
+    found = sorted((p, blob) for pid, blob in rows if (p := history.project_position.get(pid)) is not None)
+    if not found:
+        return np.zeros(0, dtype=np.int64), None
+    positions = np.array([p for p, _ in found], dtype=np.int64)
+    matrix = np.frombuffer(b"".join(blob for _, blob in found), dtype=np.float32).reshape(len(found), -1)
+    text = np.abs(matrix).sum(axis=1) > 0
+    return positions[text], HalfVectors(matrix[text]) if text.any() else None
 
 
 @dataclass(frozen=True)
@@ -503,11 +522,11 @@ def idea_text(history: History, query_vector: np.ndarray | None, mask: np.ndarra
     (masked): one pass over the incidence's entries (no organisation x project matrix per query). Which
     project is an organisation's best is read from these for the few shown (``best_project``)."""
     n = len(history.org_ids)
-    if query_vector is None or history.project_vectors is None:
+    rows, vectors = history.text_rows()
+    if query_vector is None or vectors is None:
         return np.zeros(n, dtype=np.float32), np.zeros(len(history.project_ids), dtype=np.float32)
     inc = history.incidence
-    rows, vectors = history.text_rows()
-    found = vectors.dot(query_vector) if vectors is not None else np.zeros(0, dtype=np.float32)
+    found = vectors.dot(query_vector)
     if len(rows) == len(history.project_ids):
         sims = found
     else:

@@ -36,9 +36,9 @@ from matcher.ranking import (
     features,
     idea_text,
     in_network,
-    project_matrix,
     rank,
     score,
+    text_vectors,
 )
 from matcher.vocab import Text, plural_text
 
@@ -191,7 +191,7 @@ class Matcher:
             participations = registry.participation_count(session)
             history = History.from_db(session)
             if encoder is not None:
-                history.project_vectors = project_matrix(history, registry.project_vectors(session, encoder.model_id))
+                history.keep_texts(*text_vectors(history, registry.project_vectors(session, encoder.model_id)))
             names, types, projects = registry.labels(session)
             eche = registry.eche_holders(session)
             hidden = registry.hidden_ids(session)
@@ -244,6 +244,8 @@ class Matcher:
             sp.vstack([h.funded, grow]).tocsr() if h.funded is not None else None,
             h.project_families,
         )
+        if h.project_vectors is None:  # the projects did not change: the same text vectors
+            history.keep_texts(*h.text_rows())
         matcher = Matcher(
             history,
             names,
