@@ -84,10 +84,20 @@ class HalfVectors:
         return int(self.matrix.shape[0])
 
     def dot(self, query: np.ndarray) -> np.ndarray:
-        """``vectors @ query``, float32."""
-        q = self._torch.from_numpy(np.ascontiguousarray(query, dtype=np.float16).reshape(-1))
-        with self._torch.inference_mode():
-            return np.asarray((self.matrix @ q).float().numpy())
+        """``vectors @ query``, float32, on this thread alone: a product that started OpenMP threads
+        before a fork leaves the forked process (a gunicorn worker) hanging in its next one, and a
+        memory-bound product gains little from a second thread."""
+        torch = self._torch
+        q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float16).reshape(-1))
+        threads = torch.get_num_threads()
+        if threads != 1:
+            torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                return np.asarray((self.matrix @ q).float().numpy())
+        finally:
+            if threads != 1:
+                torch.set_num_threads(threads)
 
 
 class IVFSearch:
