@@ -325,8 +325,8 @@ class Column:
 
 
 def _log(values: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """``log1p(scale * values)`` in float32, as the scores are kept: numpy's float32 log1p is vectorised,
-    its float64 one is not (2.5 ms against 0.2 ms over 286,000 organisations)."""
+    """``log1p(scale * values)`` in float32, as the scores are kept: numpy vectorises its float32 log1p,
+    not its float64 one (0.16 against 0.4-2.5 ms over 286,000 values in a micro-benchmark)."""
     return np.asarray(np.log1p(np.float32(scale) * values.astype(np.float32)))
 
 
