@@ -118,9 +118,10 @@ class History:
         ``HalfVectors``): the idea is compared with these only (in CORDIS data most projects carry no
         text); None when no project has a vector."""
         vectors = self.project_vectors
-        if vectors is None:
-            kept = self._texts if self._texts is not None and self._texts[0] is None else None
-            return (kept[1], kept[2]) if kept else (np.zeros(0, dtype=np.int64), None)
+        if vectors is None:  # kept as float16 only (``keep_texts``), or none at all
+            if self._texts is not None and self._texts[0] is None:
+                return self._texts[1], self._texts[2]
+            return np.zeros(0, dtype=np.int64), None
         if self._texts is None or self._texts[0] is not vectors:
             rows = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)
             self._texts = (vectors, rows, HalfVectors(vectors[rows]))

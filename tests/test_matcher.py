@@ -408,12 +408,17 @@ def test_a_registration_or_an_edit_refreshes_the_matcher_in_hand_as_a_rebuild_wo
 
     from sqlalchemy import select
 
+    from embeddings.index import HalfVectors
     from matcher import importers, registry
     from matcher.db import Database, Participation
+    from matcher.ranking import idea_text
     from matcher.recommend import Matcher, MatchRequest
 
     db = Database(demo_env["PARTNER_MATCH_DATABASE_URL"])
     before = Matcher.from_db(db, None, None)
+    vectors = np.random.default_rng(0).standard_normal((len(before.history.project_ids), 16), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    before.history.keep_texts(np.arange(len(vectors)), HalfVectors(vectors))  # as a build with a model leaves them
     time.sleep(0.01)
     with db.session() as s:
         new = importers.register_organisation(
@@ -434,6 +439,12 @@ def test_a_registration_or_an_edit_refreshes_the_matcher_in_hand_as_a_rebuild_wo
         r.organisation_id for r in full.recommend(req).results
     ]
     assert new in [r.organisation_id for r in fresh.recommend(req).results]  # found by the next search
+    # the projects did not change: the idea is compared with the same past projects' texts
+    idea, everything = vectors[3], np.ones(len(vectors))
+    text_before, sims_before = idea_text(before.history, idea, everything)
+    text_fresh, sims_fresh = idea_text(fresh.history, idea, everything)
+    assert fresh.history.text_rows()[1] is before.history.text_rows()[1] and sims_fresh.tolist() == sims_before.tolist()
+    assert text_fresh[: len(text_before)].tolist() == text_before.tolist() and text_before.max() > 0.99
     # a change to who took part in what is not an organisation's edit: it rebuilds
     with db.session() as s:
         project = s.scalars(select(Participation.project_id)).first()
@@ -502,3 +513,34 @@ def test_ranker_learns_the_idea_as_the_service_encodes_it(sqlite_db, tmp_path, m
         encode_ideas=lambda t: np.full((len(t), encoder.dimension), 7.0),
     )
     assert all(v is None or (v == 7.0).all() for v in ideas) and any(v is not None for v in ideas)
+
+
+def test_the_complementarity_bonus_is_each_organisations_own_gains() -> None:
+    """The bonus is read from a country x sector table: it must equal, organisation by organisation,
+    the gains written out one at a time."""
+    from matcher.complementarity import Coded, ComplementarityConfig, gains
+    from matcher.eligibility import counting_countries
+
+    rng = np.random.default_rng(3)
+    raw_countries = rng.choice(["DE", "NO", "PL", "", "US", "TR"], 400)
+    raw_sectors = rng.choice(["vet", "school", "higher", "youth", "adult"], 400)
+    countries = Coded(*np.unique(raw_countries, return_inverse=True))
+    sectors = Coded(*np.unique(raw_sectors, return_inverse=True))
+    members, wanted, config = [0, 1], ["youth", "school"], ComplementarityConfig()
+    programme = counting_countries(2027)
+    for needed in (0, 1):
+        g = gains(countries, sectors, members, wanted, needed, 2027)
+        bonus = g.bonus(config)
+        have_s, have_c = {raw_sectors[m] for m in members}, {raw_countries[m] for m in members}
+        for i in range(400):
+            new_s, new_c = raw_sectors[i] not in have_s, raw_countries[i] not in have_c
+            wanted_s = new_s and raw_sectors[i] in wanted
+            needed_c = bool(needed) and new_c and raw_countries[i] in programme
+            expected = (
+                config.adds_wanted_sector * wanted_s
+                + config.adds_sector * new_s
+                + config.adds_needed_country * needed_c
+                + config.repeats * (not new_s and not new_c)
+            )
+            assert abs(float(bonus[i]) - expected) < 1e-6
+            assert (g.adds_sector(i), g.adds_wanted_sector(i), g.adds_needed_country(i)) == (new_s, wanted_s, needed_c)
