@@ -172,6 +172,7 @@ class Matcher:
         self.mask = np.ones(len(history.project_ids), dtype=bool)
         self.counts = self.rule.counts(history.incidence, history.funded, history.project_families, self.mask)
         self.newcomer = self.rule.flags(self.counts)
+        self.newcomers = np.flatnonzero(self.newcomer)  # sorted: FA*IR finds the few in a pool without a pass
         self._profile_rows: np.ndarray | None = None
         # the idea's similarities, for the same idea again (the draft's add/remove, paging): the
         # products over every project and profile vector are most of a request's cost with a model
@@ -391,7 +392,7 @@ class Matcher:
             return [seen[int(p), id(by)] for p in positions]
 
         fair = self._fair(req)
-        top = fair_top(rank(scores, pool, max(req.k * 5, 50)), self.newcomer, req.k, fair, scores, pool)
+        top = fair_top(rank(scores, pool, max(req.k * 5, 50)), self.newcomer, req.k, fair, scores, pool, self.newcomers)
         tied = in_network(f)
         near, far = pool[tied[pool]], pool[~tied[pool]]
         network = rank(scores, near, req.network_k) if req.network_k > 0 and len(near) else near[:0]
@@ -403,7 +404,8 @@ class Matcher:
         else:
             found = score(f, self.weights, self._seek(req), discovery=True) + g.bonus(self.complementarity)
         if req.new_k > 0 and len(far):
-            fresh = fair_top(rank(found, far, max(req.new_k * 5, 50)), self.newcomer, req.new_k, fair, found, far)
+            head = rank(found, far, max(req.new_k * 5, 50))
+            fresh = fair_top(head, self.newcomer, req.new_k, fair, found, far, self.newcomers)
         return MatchResult(explain(top), elig, warnings, explain(network), explain(fresh, found))
 
     @staticmethod

@@ -89,6 +89,37 @@ def test_fair_top_never_shows_excluded_or_chosen(n: int, k: int, seed: int) -> N
     assert satisfies(newcomer[out].tolist(), FairConfig(0.3, 0.5), available=int(newcomer[pool].sum()))
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(5, 300),
+    k=st.integers(1, 20),
+    head=st.integers(1, 60),
+    newcomer_share=st.sampled_from([0.0, 0.02, 0.3, 0.9]),
+    levels=st.sampled_from([0, 3]),
+    share=st.sampled_from([0.3, 0.8]),
+    seed=st.integers(0, 1000),
+)
+def test_fair_top_reads_newcomers_from_the_head_or_their_positions_as_from_the_pool(
+    n: int, k: int, head: int, newcomer_share: float, levels: int, share: float, seed: int
+) -> None:
+    """The newcomers drawn from the ranked head (when it holds k of them) or from the matcher's sorted
+    newcomer positions are those drawn from the whole pool: the same list as the plain formula."""
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, levels, n).astype(float) if levels else rng.random(n)  # ties when levels
+    newcomer = rng.random(n) < newcomer_share
+    pool = np.flatnonzero(rng.random(n) < 0.8)
+    if len(pool) == 0:
+        return
+    ranked = rank(scores, pool, max(k, head))
+    fair = FairConfig(share, 0.5)
+    pool_new = pool[newcomer[pool]]
+    merged = list(dict.fromkeys([*ranked[:k].tolist(), *rank(scores, pool_new, k).tolist()]))
+    merged.sort(key=lambda p: (-scores[p], p))
+    expected = fair_rerank(merged, [bool(newcomer[p]) for p in merged], k, fair)
+    assert fair_top(ranked, newcomer, k, fair, scores, pool).tolist() == expected
+    assert fair_top(ranked, newcomer, k, fair, scores, pool, np.flatnonzero(newcomer)).tolist() == expected
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     n=st.sampled_from([10, 1_000, 40_000, 120_000]),
@@ -188,6 +219,31 @@ def test_network_features_match_their_definitions(seed: int) -> None:
     for _ in range(len(h.org_ids)):
         reach = reach | ((dense @ (dense[reach].sum(axis=0) > 0)) > 0)
     assert not r[~reach].any() and (r[known] >= 0.15 / 3 - 1e-9).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), members=st.integers(0, 3), idea=st.booleans())
+def test_columns_made_where_they_can_be_non_zero_equal_the_full_columns(seed: int, members: int, idea: bool) -> None:
+    """A column computed on the neighbourhood alone, an idea column skipped without an idea, a static one
+    kept across requests: each equals the column computed for every organisation, and so do the scores."""
+    from matcher.ranking import COLUMNS, default_weights, score
+
+    rng = np.random.default_rng(seed)
+    h = _history(rng)
+    known = rng.choice(len(h.org_ids), size=members, replace=False).tolist()
+    mask = rng.random(h.incidence.shape[1]) < 0.8
+    text = rng.random(len(h.org_ids)).astype(np.float32) if idea else None
+    for _ in range(2):  # the second request reads the static columns the first one made
+        f = features(h, known, mask, FeatureConfig(), ref_year=2020, profile_scores=text)
+        full = f.matrix()
+        for i, column in enumerate(COLUMNS):
+            made = f.column(column)
+            assert np.allclose(made.values, full[:, i], atol=1e-6), column.name
+            if made.support is not None:  # zero elsewhere, as said
+                assert not np.delete(made.values, made.support).any(), column.name
+        for discovery in (False, True):
+            expected = full @ default_weights(ScoreConfig(), discovery=discovery)
+            assert np.allclose(score(f, ScoreConfig(), discovery=discovery), expected, atol=1e-5)
 
 
 @settings(max_examples=20, deadline=None)
