@@ -36,6 +36,12 @@ class Coded:
     def isin(self, values: Iterable[str]) -> np.ndarray:
         return np.asarray(np.isin(self.names, sorted(values))[self.codes])
 
+    def any_in(self, values: Iterable[str], positions: np.ndarray) -> bool:
+        """Whether one of ``positions`` has one of ``values``: the first thousand looked at first (a pool
+        nearly always has one there), the rest only when none of them has, not a pass over the registry."""
+        table = np.isin(self.names, sorted(values))
+        return bool(table[self.codes[positions[:1024]]].any() or table[self.codes[positions[1024:]]].any())
+
 
 @dataclass
 class Gains:

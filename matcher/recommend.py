@@ -438,7 +438,7 @@ class Matcher:
             )
         else:
             return []
-        return [] if self.countries.isin(wanted)[pool].any() else [text]
+        return [] if self.countries.any_in(wanted, pool) else [text]
 
     # -- reasons --------------------------------------------------------------------------
     def _projects_of(self, pos: int) -> np.ndarray:

@@ -600,3 +600,14 @@ def test_the_complementarity_bonus_is_each_organisations_own_gains() -> None:
             )
             assert abs(float(bonus[i]) - expected) < 1e-6
             assert (g.adds_sector(i), g.adds_wanted_sector(i), g.adds_needed_country(i)) == (new_s, wanted_s, needed_c)
+
+
+def test_a_country_found_anywhere_in_a_pool_past_its_first_thousand() -> None:
+    from matcher.complementarity import Coded
+
+    names, codes = np.unique(np.array(["DE"] * 3000 + ["FR", "IT"]), return_inverse=True)
+    countries = Coded(names, codes)
+    pool = np.arange(3002)
+    assert countries.any_in({"FR"}, pool) and countries.any_in({"IT", "PL"}, pool[2000:])
+    assert not countries.any_in({"FR"}, pool[:3000]) and not countries.any_in({"PL"}, pool)
+    assert not countries.any_in({"DE"}, pool[:0])
