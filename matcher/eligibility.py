@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -161,7 +161,10 @@ class Eligibility:
     call_year: int = 0
 
 
-def _member_problems(m: Member, rule: ActionRule, year: int, coordinator: bool) -> tuple[list[str], list[str]]:
+@lru_cache(maxsize=4096)  # a search checks each shown candidate with the same members: their verdicts repeat
+def _member_problems(
+    m: Member, rule: ActionRule, year: int, coordinator: bool
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(unmet rules, notes) for one member; a member counts when it has neither problems nor a non-counting note."""
     status = country_status(m.country, year)
     who, action_ = m.label, rule.label.lower()
@@ -233,7 +236,7 @@ def _member_problems(m: Member, rule: ActionRule, year: int, coordinator: bool) 
                 who=who,
             )
         )
-    return missing, notes
+    return tuple(missing), tuple(notes)
 
 
 def check(

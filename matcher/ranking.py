@@ -52,7 +52,9 @@ class History:
         self.project_position = {int(i): p for p, i in enumerate(self.project_ids.tolist())}
         # float64 once: a float32 matrix times the float64 walk vector is converted on every product
         self.incidence = sp.csr_matrix(self.incidence, dtype=np.float64)
+        self.incidence.sort_indices()  # each row's projects in order: looked up by binary search (reasons)
         self.incidence_t = self.incidence.T.tocsr()
+        self.incidence_t.sort_indices()
         self.entry_rows = np.repeat(np.arange(len(self.org_ids)), np.diff(self.incidence.indptr))  # row of each entry
         self.project_sizes = np.asarray(self.incidence.sum(axis=0)).ravel()
         # integer codes make "share of the consortium in my country / sector" one bincount per query

@@ -458,7 +458,14 @@ class Matcher:
         return int(via[np.argmax(f.direct[via])]) if len(via) else -1
 
     def _shared_project(self, a: int, b: int) -> int | None:
-        shared = np.intersect1d(self._projects_of(a), self._projects_of(b), assume_unique=True)
+        """The most recent past project of both (the first of equals), None when they share none: the
+        shorter project list looked up in the longer (the incidence's rows are sorted)."""
+        mine, theirs = self._projects_of(a), self._projects_of(b)
+        if len(mine) > len(theirs):
+            mine, theirs = theirs, mine
+        if not len(mine):
+            return None
+        shared = mine[theirs[np.minimum(np.searchsorted(theirs, mine), len(theirs) - 1)] == mine]
         if not len(shared):
             return None
         return int(self.history.project_ids[shared[np.argmax(self.history.project_years[shared])]])

@@ -611,3 +611,18 @@ def test_a_country_found_anywhere_in_a_pool_past_its_first_thousand() -> None:
     assert countries.any_in({"FR"}, pool) and countries.any_in({"IT", "PL"}, pool[2000:])
     assert not countries.any_in({"FR"}, pool[:3000]) and not countries.any_in({"PL"}, pool)
     assert not countries.any_in({"DE"}, pool[:0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_the_shared_project_named_is_the_latest_of_those_both_took_part_in(seed: int) -> None:
+    from matcher.recommend import Matcher
+
+    rng = np.random.default_rng(seed)
+    h = _history(rng, orgs=30, projects=60)
+    m = Matcher(h, {}, {}, None, None)
+    dense = h.incidence.toarray() > 0
+    for a, b in rng.integers(0, 30, size=(20, 2)).tolist():
+        both = np.flatnonzero(dense[a] & dense[b])
+        expected = int(h.project_ids[both[np.argmax(h.project_years[both])]]) if len(both) else None
+        assert m._shared_project(a, b) == expected == m._shared_project(b, a)  # equals in year: the first
