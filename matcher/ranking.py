@@ -62,6 +62,7 @@ class History:
         self.sector_names, self.sector_codes = np.unique(self.sectors, return_inverse=True)
         self._activity: dict[tuple[bytes, int, float], dict[str, np.ndarray]] = {}
         self._walk: dict[bytes, tuple[sp.csr_matrix, ...]] = {}
+        self.walks: dict[tuple[Any, ...], np.ndarray] = {}  # the last consortia's walks (``walk``)
         self._weights: dict[tuple[bytes, float], np.ndarray] = {}
         self._years: dict[bytes, int] = {}
         self._texts: tuple[np.ndarray | None, np.ndarray, HalfVectors] | None = None
@@ -491,15 +492,24 @@ def walk(
     steps: int,
     degree: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Personalised PageRank over organisation -> past project -> organisation, restarting at the known members."""
-    down, up, inc, inc_t = history.walk_step(mask, history.incidence @ mask if degree is None else degree)
-    restart = np.zeros(len(history.org_ids), dtype=np.float32)
-    restart[list(known)] = 1.0 / len(known)
-    r: np.ndarray = restart.copy()
-    for _ in range(steps):  # the first steps reach few organisations: only their rows are read
-        spread = _product(inc, inc_t, _product(down, up, r, down.shape[0]), inc.shape[0])
-        r = np.float32(1 - damping) * restart + np.float32(damping) * spread
-    return r
+    """Personalised PageRank over organisation -> past project -> organisation, restarting at the known
+    members. The last few consortia's walks are kept (``History.walks``): a coordinator who changes the
+    idea, the filters or the newcomer share keeps its consortium, and the walk is most of a search's
+    cost on a large registry (26 of 60 ms at 286,000 organisations)."""
+    key = (tuple(sorted(known)), np.packbits(mask > 0).tobytes(), damping, steps)
+
+    def make() -> np.ndarray:
+        down, up, inc, inc_t = history.walk_step(mask, history.incidence @ mask if degree is None else degree)
+        restart = np.zeros(len(history.org_ids), dtype=np.float32)
+        restart[list(known)] = 1.0 / len(known)
+        r: np.ndarray = restart.copy()
+        for _ in range(steps):  # the first steps reach few organisations: only their rows are read
+            spread = _product(inc, inc_t, _product(down, up, r, down.shape[0]), inc.shape[0])
+            r = np.float32(1 - damping) * restart + np.float32(damping) * spread
+        r.setflags(write=False)  # shared by later searches
+        return r
+
+    return history._kept(history.walks, key, make)
 
 
 NETWORK_FEATURES = (

@@ -626,3 +626,18 @@ def test_the_shared_project_named_is_the_latest_of_those_both_took_part_in(seed:
         both = np.flatnonzero(dense[a] & dense[b])
         expected = int(h.project_ids[both[np.argmax(h.project_years[both])]]) if len(both) else None
         assert m._shared_project(a, b) == expected == m._shared_project(b, a)  # equals in year: the first
+
+
+def test_a_consortiums_walk_is_kept_for_its_next_search_and_never_for_another() -> None:
+    rng = np.random.default_rng(3)
+    h, fresh = _history(rng), None
+    full = np.ones(h.incidence.shape[1])
+    first = walk(h, [0, 5], full, 0.85, 5)
+    assert walk(h, [5, 0], full, 0.85, 5) is first  # the same consortium: kept, in any order
+    assert not first.flags.writeable  # shared: read-only
+    half = full.copy()
+    half[::2] = 0
+    for known, mask, steps in (([0, 6], full, 5), ([0, 5], half, 5), ([0, 5], full, 3), ([0, 5, 6], full, 5)):
+        fresh = _history(np.random.default_rng(3))  # the same history, nothing kept
+        got = walk(h, known, mask, 0.85, steps)
+        assert got is not first and np.array_equal(got, walk(fresh, known, mask, 0.85, steps))
