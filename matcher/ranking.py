@@ -10,6 +10,7 @@ future with it, the service uses everything.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +25,7 @@ from matcher import registry
 from matcher.fairness import FairConfig, fair_rerank
 
 T = TypeVar("T")
+_KEPT = threading.Lock()  # guards the History caches' eviction (``History._kept``)
 
 
 @dataclass
@@ -93,12 +95,16 @@ class History:
     @staticmethod
     def _kept(store: dict[Any, T], key: Any, make: Callable[[], T]) -> T:
         """``make()`` once per key, the last eight keys kept (a service has one history mask; an
-        evaluation a handful at a time)."""
-        if key not in store:
-            if len(store) >= 8:
-                store.pop(next(iter(store)), None)
-            store[key] = make()
-        return store[key]
+        evaluation a handful at a time). Made outside the lock, kept under it: a worker with several
+        threads neither waits for another's walk nor evicts while another inserts."""
+        found = store.get(key)
+        if found is None:
+            found = make()
+            with _KEPT:
+                while len(store) >= 8:
+                    store.pop(next(iter(store)))
+                found = store.setdefault(key, found)
+        return found
 
     def reference_year(self, mask: np.ndarray) -> int:
         """The year after the latest dated project in ``mask``: "recent" is counted back from it."""
