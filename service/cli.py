@@ -346,6 +346,13 @@ def search(
 )
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
 @click.option("--limit", type=int, help="Evaluate only the first N queries (for a quick look).")
+@click.option(
+    "--max-train",
+    type=click.IntRange(min=1),
+    default=8000,
+    show_default=True,
+    help="At most this many past consortia (per fold) for the fitted ranker to learn from: fewer for a quick look.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @pass_ctx
 def evaluate(
@@ -356,6 +363,7 @@ def evaluate(
     known: str,
     json_out: Path | None,
     limit: int | None,
+    max_train: int,
     quiet: bool,
 ) -> None:
     """Measure how often the matcher finds the partner real consortia chose (any importable data)."""
@@ -365,7 +373,16 @@ def evaluate(
     if protocol == "time" and test_from_year is None:
         raise click.BadParameter("required with --protocol time", param_hint="--test-from-year")
     encoder = ctx.open(check_schema=False).encoder  # the evaluation has a database of its own
-    report = run_evaluation(list(data), protocol, test_from_year, encoder, progress=not quiet, limit=limit, known=known)
+    report = run_evaluation(
+        list(data),
+        protocol,
+        test_from_year,
+        encoder,
+        progress=not quiet,
+        limit=limit,
+        known=known,
+        max_train=max_train,
+    )
     click.echo(format_table(report))
     if json_out:
         json_out.write_text(json.dumps(report, indent=2))

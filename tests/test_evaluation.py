@@ -26,6 +26,8 @@ def test_evaluate_command_small(runner, cli_env, tmp_path, monkeypatch) -> None:
             "loo",
             "--limit",
             "40",
+            "--max-train",  # a smoke test of the command: the full runs below fit on everything
+            "300",
             "--json",
             str(out),
             "--quiet",
@@ -49,8 +51,11 @@ def test_evaluate_command_small(runner, cli_env, tmp_path, monkeypatch) -> None:
             "coverage@10",
         } <= set(metrics)
         assert 0 <= metrics["recall@10"] <= metrics["recall@50"] <= 1
+    assert all(fold.get("consortia", 0) <= 300 for fold in report["ranker"].values())  # as asked
     bad = runner.invoke(main, ["evaluate", str(shared_path("cordis-2014")), "--protocol", "time"])
     assert bad.exit_code == 2 and "--test-from-year" in bad.output
+    bad = runner.invoke(main, ["evaluate", str(shared_path("cordis-2014")), "--protocol", "loo", "--max-train", "0"])
+    assert bad.exit_code == 2 and "--max-train" in bad.output
 
 
 @pytest.mark.slow
@@ -196,6 +201,8 @@ def test_evaluate_reads_any_importable_data(runner, cli_env, tmp_path, monkeypat
             str(year),
             "--limit",
             "40",
+            "--max-train",  # a smoke test of the command: the full runs below fit on everything
+            "300",
             "--json",
             str(out),
             "--quiet",
